@@ -1,0 +1,337 @@
+//! Families of samples rendered straight into text as collectors add them, and the final encoding
+//! in the negotiated format. Sample lines are identical in both formats; only the metadata lines
+//! and the `# EOF` trailer differ, so each sample is formatted exactly once.
+
+use std::fmt::Write as _;
+
+/// The type of a metric family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricType {
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    Untyped,
+}
+
+impl MetricType {
+    pub fn text_name(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+            MetricType::Summary => "summary",
+            MetricType::Untyped => "untyped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MetricType> {
+        Some(match s {
+            "counter" => MetricType::Counter,
+            "gauge" => MetricType::Gauge,
+            "histogram" => MetricType::Histogram,
+            "summary" => MetricType::Summary,
+            "untyped" | "unknown" => MetricType::Untyped,
+            _ => return None,
+        })
+    }
+}
+
+/// The wire format of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `text/plain; version=0.0.4`
+    Text,
+    /// `application/openmetrics-text` with the version the scraper asked for (1.0.0 or 0.0.1).
+    OpenMetrics { v1: bool },
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics { v1: true } => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::OpenMetrics { v1: false } => "application/openmetrics-text; version=0.0.1; charset=utf-8",
+        }
+    }
+}
+
+/// Picks the format from an `Accept` header: OpenMetrics when the scraper lists it with a quality
+/// at least that of `text/plain` (Prometheus sends OpenMetrics first), the text format otherwise.
+pub fn negotiate(accept: Option<&str>) -> Format {
+    let Some(accept) = accept else { return Format::Text };
+    let mut best_om: Option<(f32, bool)> = None;
+    let mut text_q: f32 = 0.0;
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let (mut q, mut version) = (1.0f32, None);
+        for p in parts {
+            if let Some(v) = p.strip_prefix("q=") {
+                q = v.parse().unwrap_or(0.0);
+            } else if let Some(v) = p.strip_prefix("version=") {
+                version = Some(v.to_string());
+            }
+        }
+        match media.as_str() {
+            "application/openmetrics-text" => {
+                let v1 = match version.as_deref() {
+                    None | Some("1.0.0") => true,
+                    Some("0.0.1") => false,
+                    Some(_) => continue,
+                };
+                if q > 0.0 && best_om.is_none_or(|(bq, bv1)| q > bq || (q == bq && v1 && !bv1)) {
+                    best_om = Some((q, v1));
+                }
+            }
+            "text/plain" | "*/*" | "text/*" => text_q = text_q.max(q),
+            _ => {}
+        }
+    }
+    match best_om {
+        Some((q, v1)) if q >= text_q => Format::OpenMetrics { v1 },
+        _ => Format::Text,
+    }
+}
+
+/// One metric family with its samples already rendered as exposition lines.
+#[derive(Debug, Clone)]
+pub struct Family {
+    name: String,
+    help: String,
+    kind: MetricType,
+    body: String,
+    samples: usize,
+}
+
+impl Family {
+    pub fn new(name: impl Into<String>, help: impl Into<String>, kind: MetricType) -> Family {
+        Family { name: name.into(), help: help.into(), kind, body: String::new(), samples: 0 }
+    }
+
+    pub fn counter(name: impl Into<String>, help: impl Into<String>) -> Family {
+        Family::new(name, help, MetricType::Counter)
+    }
+
+    pub fn gauge(name: impl Into<String>, help: impl Into<String>) -> Family {
+        Family::new(name, help, MetricType::Gauge)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn help(&self) -> &str {
+        &self.help
+    }
+
+    pub fn kind(&self) -> MetricType {
+        self.kind
+    }
+
+    pub fn sample_count(&self) -> usize {
+        self.samples
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples == 0
+    }
+
+    /// The rendered sample lines.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    /// Adds a sample named like the family.
+    pub fn add(&mut self, labels: &[(&str, &str)], value: f64) -> &mut Self {
+        self.add_with_suffix("", labels, value)
+    }
+
+    /// Adds a sample whose name is the family name plus `suffix` (`_bucket`, `_sum`, `_count`).
+    pub fn add_with_suffix(&mut self, suffix: &str, labels: &[(&str, &str)], value: f64) -> &mut Self {
+        self.body.push_str(&self.name);
+        self.body.push_str(suffix);
+        if !labels.is_empty() {
+            self.body.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.body.push(',');
+                }
+                self.body.push_str(k);
+                self.body.push_str("=\"");
+                push_escaped_label_value(&mut self.body, v);
+                self.body.push('"');
+            }
+            self.body.push('}');
+        }
+        self.body.push(' ');
+        push_value(&mut self.body, value);
+        self.body.push('\n');
+        self.samples += 1;
+        self
+    }
+
+    /// Appends the samples of another family of the same name and type.
+    pub fn absorb(&mut self, other: Family) {
+        self.body.push_str(&other.body);
+        self.samples += other.samples;
+    }
+}
+
+/// Escapes `\`, `"` and newline in a label value.
+pub fn push_escaped_label_value(out: &mut String, v: &str) {
+    if !v.contains(['\\', '"', '\n']) {
+        out.push_str(v);
+        return;
+    }
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Writes a sample value: integers exactly, other finite values in shortest round-trip form,
+/// and `NaN`, `+Inf`, `-Inf` as both formats spell them.
+pub fn push_value(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        if v == 0.0 && v.is_sign_negative() {
+            out.push_str("-0");
+        } else {
+            out.push_str(itoa::Buffer::new().format(v as i64));
+        }
+    } else {
+        out.push_str(ryu::Buffer::new().format_finite(v));
+    }
+}
+
+fn push_help(out: &mut String, help: &str, escape_quotes: bool) {
+    for c in help.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if escape_quotes => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Encodes families (already sorted and de-duplicated by the caller) in `format`.
+pub fn encode(families: &[Family], format: Format) -> String {
+    let size: usize = families.iter().map(|f| f.body.len() + f.help.len() + 2 * f.name.len() + 32).sum();
+    let mut out = String::with_capacity(size + 8);
+    for f in families.iter().filter(|f| !f.is_empty()) {
+        match format {
+            Format::Text => write_text_meta(&mut out, f),
+            Format::OpenMetrics { .. } => write_openmetrics_meta(&mut out, f),
+        }
+        out.push_str(&f.body);
+    }
+    if let Format::OpenMetrics { .. } = format {
+        out.push_str("# EOF\n");
+    }
+    out
+}
+
+fn write_text_meta(out: &mut String, f: &Family) {
+    let _ = write!(out, "# HELP {} ", f.name);
+    push_help(out, &f.help, false);
+    let _ = writeln!(out, "\n# TYPE {} {}", f.name, f.kind.text_name());
+}
+
+/// OpenMetrics names a counter family without its `_total` suffix. A counter whose samples lack
+/// that suffix is exposed as `unknown`, so that series names never change with the format.
+fn write_openmetrics_meta(out: &mut String, f: &Family) {
+    let (name, kind) = match f.kind {
+        MetricType::Counter => match f.name.strip_suffix("_total") {
+            Some(base) => (base, "counter"),
+            None => (f.name.as_str(), "unknown"),
+        },
+        MetricType::Untyped => (f.name.as_str(), "unknown"),
+        other => (f.name.as_str(), other.text_name()),
+    };
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    if !f.help.is_empty() {
+        let _ = write!(out, "# HELP {name} ");
+        push_help(out, &f.help, true);
+        out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+    #[test]
+    fn negotiates_like_prometheus_expects() {
+        assert_eq!(negotiate(Some(PROMETHEUS_ACCEPT)), Format::OpenMetrics { v1: true });
+        assert_eq!(negotiate(Some("application/openmetrics-text;version=0.0.1")), Format::OpenMetrics { v1: false });
+        assert_eq!(negotiate(Some("text/plain;version=0.0.4")), Format::Text);
+        assert_eq!(negotiate(Some("*/*")), Format::Text);
+        assert_eq!(negotiate(None), Format::Text);
+        assert_eq!(negotiate(Some("text/plain,application/openmetrics-text;q=0.5")), Format::Text);
+        assert_eq!(negotiate(Some("application/openmetrics-text;version=9.9.9")), Format::Text);
+    }
+
+    #[test]
+    fn renders_values_exactly() {
+        let cases = [
+            (0.0, "0"),
+            (42.0, "42"),
+            (-3.0, "-3"),
+            (0.5, "0.5"),
+            (1.7952648567528045e9, "1795264856.7528045"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (2.70553174016e20, "2.70553174016e20"),
+        ];
+        for (v, want) in cases {
+            let mut s = String::new();
+            push_value(&mut s, v);
+            assert_eq!(s, want, "value {v}");
+        }
+    }
+
+    #[test]
+    fn text_format_family() {
+        let mut f = Family::counter("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.");
+        f.add(&[("cpu", "0"), ("mode", "idle")], 12.5);
+        let mut g = Family::gauge("weird", "a \\ help\nline");
+        g.add(&[("v", "a\"b\\c\nd")], 1.0);
+        let out = encode(&[f, g], Format::Text);
+        assert_eq!(
+            out,
+            "# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.\n\
+             # TYPE node_cpu_seconds_total counter\n\
+             node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} 12.5\n\
+             # HELP weird a \\\\ help\\nline\n\
+             # TYPE weird gauge\n\
+             weird{v=\"a\\\"b\\\\c\\nd\"} 1\n"
+        );
+    }
+
+    #[test]
+    fn openmetrics_family_names_and_eof() {
+        let mut c = Family::counter("node_forks_total", "Total number of forks.");
+        c.add(&[], 7.0);
+        let mut odd = Family::counter("legacy_requests", "no suffix");
+        odd.add(&[], 1.0);
+        let empty = Family::gauge("never", "no samples");
+        let out = encode(&[c, odd, empty], Format::OpenMetrics { v1: true });
+        assert_eq!(
+            out,
+            "# TYPE node_forks counter\n# HELP node_forks Total number of forks.\nnode_forks_total 7\n\
+             # TYPE legacy_requests unknown\n# HELP legacy_requests no suffix\nlegacy_requests 1\n# EOF\n"
+        );
+    }
+}

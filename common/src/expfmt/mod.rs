@@ -1,0 +1,22 @@
+//! The Prometheus exposition formats: metric families built by collectors, encoded as the classic
+//! text format 0.0.4 or OpenMetrics 1.0, content negotiation from `Accept`, and a parser for the
+//! text format (used by the textfile collector).
+
+mod encode;
+mod parse;
+
+pub use encode::{encode, negotiate, Family, Format, MetricType};
+pub use parse::{parse_text, ParseError, ParsedFamily, ParsedSample};
+
+/// True when `name` is a valid metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`).
+pub fn is_valid_metric_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_' | b':'))
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+}
+
+/// True when `name` is a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+pub fn is_valid_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_')) && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}

@@ -1,0 +1,265 @@
+//! The HTTP server both daemons use: binds the listen addresses, serves HTTP/1.1 and HTTP/2 with
+//! optional TLS, enforces basic auth, and re-reads the web config file (and the files it names)
+//! when they change, like exporter-toolkit.
+
+mod auth;
+pub mod config;
+mod tls;
+
+pub use config::WebConfig;
+
+use auth::BasicAuth;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+/// Why the server could not start or its web config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("listen tcp {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid listen address {0:?} (expected host:port or :port)")]
+    Address(String),
+    #[error("web config: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("web config TLS: {0}")]
+    Tls(String),
+    #[error("web config: basic_auth_users: user {user:?} has an invalid bcrypt hash")]
+    Hash { user: String },
+}
+
+pub type Body = Full<Bytes>;
+pub type BoxFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+/// The application behind the web layer: called only for authorised requests.
+pub type Handler = Arc<dyn Fn(Request<Incoming>) -> BoxFuture + Send + Sync>;
+
+/// Binds every listen address (`host:port`, `:port` for all interfaces).
+pub async fn bind(addrs: &[String]) -> Result<Vec<TcpListener>, WebError> {
+    let mut out = Vec::new();
+    for addr in addrs {
+        out.push(bind_one(addr).await?);
+    }
+    Ok(out)
+}
+
+async fn bind_one(addr: &str) -> Result<TcpListener, WebError> {
+    let bind_err = |source| WebError::Bind { addr: addr.to_string(), source };
+    if let Some(port) = addr.strip_prefix(':') {
+        let port: u16 = port.parse().map_err(|_| WebError::Address(addr.to_string()))?;
+        // All interfaces: the dual-stack wildcard where IPv6 exists, IPv4 otherwise.
+        return match TcpListener::bind(SocketAddr::from(([0u16; 8], port))).await {
+            Ok(l) => Ok(l),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(bind_err(e)),
+            Err(_) => TcpListener::bind(SocketAddr::from(([0u8; 4], port))).await.map_err(bind_err),
+        };
+    }
+    if !addr.contains(':') {
+        return Err(WebError::Address(addr.to_string()));
+    }
+    TcpListener::bind(addr).await.map_err(bind_err)
+}
+
+/// What one version of the web config file resolves to.
+struct Loaded {
+    tls: Option<TlsAcceptor>,
+    auth: Arc<BasicAuth>,
+    headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
+    http2: bool,
+}
+
+/// The web config file, re-read when it or a file it names changes (checked at most once a second).
+pub struct WebState {
+    path: Option<PathBuf>,
+    current: RwLock<Arc<Loaded>>,
+    stamp: Mutex<(Instant, Vec<Option<SystemTime>>)>,
+}
+
+impl WebState {
+    /// Loads the web config; `None` serves plain HTTP without auth.
+    pub fn load(path: Option<&Path>) -> Result<Arc<WebState>, WebError> {
+        let (loaded, stamp) = match path {
+            Some(p) => load_file(p)?,
+            None => (Loaded { tls: None, auth: Arc::new(BasicAuth::new(Default::default())), headers: vec![], http2: true }, vec![]),
+        };
+        Ok(Arc::new(WebState {
+            path: path.map(Path::to_path_buf),
+            current: RwLock::new(Arc::new(loaded)),
+            stamp: Mutex::new((Instant::now(), stamp)),
+        }))
+    }
+
+    /// Validates a web config file without serving (for `--config.check`).
+    pub fn check(path: &Path) -> Result<(), WebError> {
+        load_file(path).map(|_| ())
+    }
+
+    fn get(&self) -> Arc<Loaded> {
+        self.maybe_reload();
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn maybe_reload(&self) {
+        let Some(path) = &self.path else { return };
+        let Ok(mut stamp) = self.stamp.lock() else { return };
+        if stamp.0.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        stamp.0 = Instant::now();
+        let now = file_stamps(path, &referenced_files(path));
+        if now == stamp.1 {
+            return;
+        }
+        match load_file(path) {
+            Ok((loaded, new_stamp)) => {
+                tracing::info!(file = %path.display(), "web config reloaded");
+                stamp.1 = new_stamp;
+                if let Ok(mut cur) = self.current.write() {
+                    *cur = Arc::new(loaded);
+                }
+            }
+            Err(e) => {
+                stamp.1 = now;
+                tracing::error!(file = %path.display(), err = %e, "web config reload failed; keeping the previous one");
+            }
+        }
+    }
+}
+
+/// The files a web config names (certificates, keys, CAs), whose changes also trigger a reload.
+fn referenced_files(path: &Path) -> Vec<PathBuf> {
+    let Ok(cfg) = crate::config::load_yaml_file::<WebConfig>(path) else { return vec![] };
+    let Some(tls) = cfg.tls_server_config else { return vec![] };
+    [tls.cert_file, tls.key_file, tls.client_ca_file].into_iter().flatten().collect()
+}
+
+fn file_stamps(path: &Path, others: &[PathBuf]) -> Vec<Option<SystemTime>> {
+    std::iter::once(path).chain(others.iter().map(PathBuf::as_path)).map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
+}
+
+fn load_file(path: &Path) -> Result<(Loaded, Vec<Option<SystemTime>>), WebError> {
+    let cfg: WebConfig = crate::config::load_yaml_file(path)?;
+    for (user, hash) in &cfg.basic_auth_users {
+        if hash.parse::<bcrypt::HashParts>().is_err() {
+            return Err(WebError::Hash { user: user.clone() });
+        }
+    }
+    let http2 = cfg.http_server_config.http2;
+    let tls = match &cfg.tls_server_config {
+        Some(t) => Some(TlsAcceptor::from(tls::server_config(t, http2)?)),
+        None => None,
+    };
+    let mut headers = Vec::new();
+    for (k, v) in &cfg.http_server_config.headers {
+        let name = hyper::header::HeaderName::try_from(k.as_str()).map_err(|_| WebError::Tls(format!("invalid header name {k:?}")))?;
+        let value = hyper::header::HeaderValue::try_from(v.as_str()).map_err(|_| WebError::Tls(format!("invalid value for header {k:?}")))?;
+        headers.push((name, value));
+    }
+    let files: Vec<PathBuf> = cfg.tls_server_config.iter().flat_map(|t| [t.cert_file.clone(), t.key_file.clone(), t.client_ca_file.clone()]).flatten().collect();
+    let stamp = file_stamps(path, &files);
+    Ok((Loaded { tls, auth: Arc::new(BasicAuth::new(cfg.basic_auth_users)), headers, http2 }, stamp))
+}
+
+/// Serves on all listeners until `shutdown` resolves.
+pub async fn serve(listeners: Vec<TcpListener>, web: Arc<WebState>, handler: Handler, shutdown: impl Future<Output = ()>) {
+    let mut tasks = Vec::new();
+    for listener in listeners {
+        tasks.push(tokio::spawn(accept_loop(listener, web.clone(), handler.clone())));
+    }
+    shutdown.await;
+    for t in tasks {
+        t.abort();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, web: Arc<WebState>, handler: Handler) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(err = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve_connection(stream, peer, web.clone(), handler.clone()));
+    }
+}
+
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, web: Arc<WebState>, handler: Handler) {
+    let loaded = web.get();
+    let service = {
+        let web = web.clone();
+        hyper::service::service_fn(move |req| {
+            let web = web.clone();
+            let handler = handler.clone();
+            async move { Ok::<_, std::convert::Infallible>(authorised(req, web.get(), handler).await) }
+        })
+    };
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+    let builder = if loaded.http2 { builder } else { builder.http1_only() };
+    let result = match &loaded.tls {
+        Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => builder.serve_connection(TokioIo::new(tls), service).await,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, err = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+        None => builder.serve_connection(TokioIo::new(stream), service).await,
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, err = %e, "connection ended with an error");
+    }
+}
+
+async fn authorised(req: Request<Incoming>, loaded: Arc<Loaded>, handler: Handler) -> Response<Body> {
+    if loaded.auth.enabled() {
+        let header = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let auth = loaded.auth.clone();
+        let ok = tokio::task::spawn_blocking(move || auth.check(header.as_deref())).await.unwrap_or(false);
+        if !ok {
+            let mut resp = text_response(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+            resp.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Basic"));
+            return with_headers(resp, &loaded);
+        }
+    }
+    with_headers(handler(req).await, &loaded)
+}
+
+fn with_headers(mut resp: Response<Body>, loaded: &Loaded) -> Response<Body> {
+    for (k, v) in &loaded.headers {
+        resp.headers_mut().insert(k.clone(), v.clone());
+    }
+    resp
+}
+
+/// A plain-text response with the given status.
+pub fn text_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
