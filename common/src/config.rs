@@ -16,16 +16,28 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{path}:{line}: environment variable {name} is not set (referenced as ${{{name}}})")]
-    UndefinedEnv { path: String, line: usize, name: String },
+    UndefinedEnv {
+        path: String,
+        line: usize,
+        name: String,
+    },
     #[error("{path}:{line}:{column}: {message}")]
-    Parse { path: String, line: usize, column: usize, message: String },
+    Parse {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
 }
 
 /// Expands `${NAME}` from the environment; `$${` stands for a literal `${`. Other `$` are kept,
 /// so bcrypt hashes such as `$2y$10$...` pass through untouched.
-pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, (usize, String)> {
+pub fn expand_env(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, (usize, String)> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     let mut line = 1;
@@ -37,7 +49,9 @@ pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result
             out.push_str("${");
             rest = tail;
         } else if let Some(tail) = after.strip_prefix("${") {
-            let end = tail.find('}').ok_or((line, String::from("<unterminated>")))?;
+            let end = tail
+                .find('}')
+                .ok_or((line, String::from("<unterminated>")))?;
             let name = &tail[..end];
             let value = lookup(name).ok_or_else(|| (line, name.to_string()))?;
             out.push_str(&value);
@@ -54,16 +68,28 @@ pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result
 /// Reads, expands and parses a YAML config file.
 pub fn load_yaml_file<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: shown.clone(),
+        source,
+    })?;
     parse_yaml(&text, &shown)
 }
 
 /// Expands and parses YAML text; `origin` names the file in errors.
 pub fn parse_yaml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, ConfigError> {
-    let expanded = expand_env(text, |name| std::env::var(name).ok())
-        .map_err(|(line, name)| ConfigError::UndefinedEnv { path: origin.to_string(), line, name })?;
-    let body = if is_blank_yaml(&expanded) { "{}" } else { expanded.as_str() };
-    serde_yaml_ng::from_str(body).map_err(|e| located(e, origin))
+    let expanded = expand_env(text, |name| std::env::var(name).ok()).map_err(|(line, name)| {
+        ConfigError::UndefinedEnv {
+            path: origin.to_string(),
+            line,
+            name,
+        }
+    })?;
+    let body = if is_blank_yaml(&expanded) {
+        "{}"
+    } else {
+        expanded.as_str()
+    };
+    serde_yaml_ng::from_str(body).map_err(|e| located(e, body, origin))
 }
 
 fn is_blank_yaml(text: &str) -> bool {
@@ -73,7 +99,7 @@ fn is_blank_yaml(text: &str) -> bool {
     })
 }
 
-fn located(err: serde_yaml_ng::Error, origin: &str) -> ConfigError {
+fn located(err: serde_yaml_ng::Error, text: &str, origin: &str) -> ConfigError {
     let full = err.to_string();
     // serde_yaml puts " at line L column C" at the end; the location is reported separately.
     let message = match full.find(" at line ") {
@@ -81,9 +107,98 @@ fn located(err: serde_yaml_ng::Error, origin: &str) -> ConfigError {
         None => full,
     };
     match err.location() {
-        Some(loc) => ConfigError::Parse { path: origin.to_string(), line: loc.line(), column: loc.column(), message },
-        None => ConfigError::Invalid { path: origin.to_string(), message },
+        Some(loc) => {
+            let (line, column, message) =
+                relocate_unknown_key(text, loc.line(), loc.column(), message);
+            let message = name_field(
+                &message,
+                text.lines().nth(line.saturating_sub(1)).unwrap_or(""),
+            );
+            ConfigError::Parse {
+                path: origin.to_string(),
+                line,
+                column,
+                message,
+            }
+        }
+        None => ConfigError::Invalid {
+            path: origin.to_string(),
+            message,
+        },
     }
+}
+
+/// For a rejected map key (`unknown ... "name"`), serde_yaml can report the previous entry's
+/// position; point at the line that holds the key instead.
+fn relocate_unknown_key(
+    text: &str,
+    line: usize,
+    column: usize,
+    message: String,
+) -> (usize, usize, String) {
+    let Some(after) = message.find("unknown ").map(|i| &message[i..]) else {
+        return (line, column, message);
+    };
+    let Some(name) = after.split(['"', '`']).nth(1) else {
+        return (line, column, message);
+    };
+    let found = text
+        .lines()
+        .enumerate()
+        .skip(line.saturating_sub(1))
+        .find_map(|(i, l)| {
+            let trimmed = l.trim_start();
+            let key = trimmed.split_once(':')?.0.trim().trim_matches(['"', '\'']);
+            (key == name).then(|| (i + 1, l.len() - trimmed.len() + 1))
+        });
+    let Some((new_line, new_column)) = found else {
+        return (line, column, message);
+    };
+    (new_line, new_column, message)
+}
+
+/// serde_yaml names the enclosing map (`filesystem: invalid ...`) but not the key whose value
+/// was rejected; the key is on the reported line, so add it (`filesystem.mount_timeout: ...`).
+fn name_field(message: &str, line: &str) -> String {
+    let key = line.trim_start().trim_start_matches("- ");
+    let Some(key) = key.split_once(':').map(|(k, _)| k.trim()) else {
+        return message.to_string();
+    };
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        || message.contains(&format!("`{key}`"))
+        || message.contains(&format!("\"{key}\""))
+    {
+        return message.to_string();
+    }
+    match message.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') && !path.ends_with(key) => {
+            format!("{path}.{key}: {rest}")
+        }
+        Some((path, _)) if !path.contains(' ') => message.to_string(),
+        _ => format!("{key}: {message}"),
+    }
+}
+
+/// Deserializes an optional regex where an empty string means "none".
+pub fn optional_regex<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ConfigRegex>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(s) if !s.is_empty() => ConfigRegex::new(&s)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("invalid regex {s:?}: {e}"))),
+        _ => Ok(None),
+    }
+}
+
+/// Deserializes an optional path where an empty string means "none".
+pub fn optional_path<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::path::PathBuf>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?
+        .filter(|s| !s.is_empty())
+        .map(std::path::PathBuf::from))
 }
 
 /// A regular expression from a config file, compiled while parsing so a bad one is reported with
@@ -106,7 +221,8 @@ impl ConfigRegex {
 impl<'de> Deserialize<'de> for ConfigRegex {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        ConfigRegex::new(&s).map_err(|e| serde::de::Error::custom(format!("invalid regex {s:?}: {e}")))
+        ConfigRegex::new(&s)
+            .map_err(|e| serde::de::Error::custom(format!("invalid regex {s:?}: {e}")))
     }
 }
 
@@ -155,7 +271,10 @@ mod tests {
         assert_eq!(expand_env("a: ${HOST}", env).unwrap(), "a: db1");
         assert_eq!(expand_env("h: $2y$10$abc", env).unwrap(), "h: $2y$10$abc");
         assert_eq!(expand_env("x: $${HOST}", env).unwrap(), "x: ${HOST}");
-        assert_eq!(expand_env("a\nb\nc: ${NOPE}", env), Err((3, "NOPE".to_string())));
+        assert_eq!(
+            expand_env("a\nb\nc: ${NOPE}", env),
+            Err((3, "NOPE".to_string()))
+        );
     }
 
     #[test]
@@ -188,7 +307,9 @@ mod tests {
             #[allow(dead_code)]
             re: ConfigRegex,
         }
-        let err = parse_yaml::<R>("\nre: \"(\"\n", "r.yml").unwrap_err().to_string();
+        let err = parse_yaml::<R>("\nre: \"(\"\n", "r.yml")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("r.yml:2:"), "{err}");
         assert!(err.contains("invalid regex"), "{err}");
     }

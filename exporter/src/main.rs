@@ -1,1 +1,94 @@
-fn main() {}
+//! The `fleetwatch-exporter` binary: flags, config, logging, the HTTP server, SIGHUP reload.
+
+use anyhow::{anyhow, Context as _};
+use fleetwatch_common::logging;
+use fleetwatch_common::web::{self, WebState};
+use fleetwatch_exporter::cli::Cli;
+use fleetwatch_exporter::collector::Shared;
+use fleetwatch_exporter::config::Config;
+use fleetwatch_exporter::http::{handler, App};
+use fleetwatch_exporter::scrape::{enabled_names, Exporter};
+use std::sync::Arc;
+
+fn main() {
+    let cli = Cli::parse_args();
+    if let Err(e) = run(cli) {
+        eprintln!("fleetwatch-exporter: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Loads the config file (or the embedded default), applies flag overrides and builds the
+/// collectors.
+fn load(cli: &Cli, shared: &Arc<Shared>) -> anyhow::Result<Exporter> {
+    let mut config = Config::load(cli.config_file.as_deref())?;
+    cli.apply_overrides(&mut config).map_err(|e| anyhow!(e))?;
+    let names = enabled_names(&config, cli.disable_defaults, &cli.collector_flags);
+    Exporter::build(&names, &cli.paths(), &config, shared).map_err(|e| anyhow!(e))
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let format = cli
+        .log_format
+        .parse()
+        .map_err(|e| anyhow!("--log.format: {e}"))?;
+    logging::init(format, &cli.log_level).map_err(|e| anyhow!("--log.level: {e}"))?;
+    let shared = Arc::new(Shared::default());
+    let exporter = load(&cli, &shared)?;
+    if let Some(path) = &cli.web_config {
+        WebState::check(path).with_context(|| format!("{}", path.display()))?;
+    }
+    if cli.config_check {
+        println!("config OK: collectors {}", exporter.names().join(", "));
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(16)
+        .build()?;
+    runtime.block_on(serve(cli, exporter, shared))
+}
+
+async fn serve(cli: Cli, exporter: Exporter, shared: Arc<Shared>) -> anyhow::Result<()> {
+    let web_state = WebState::load(cli.web_config.as_deref())?;
+    let listeners = web::bind(&cli.listen).await?;
+    tracing::info!(version = fleetwatch_exporter::process::VERSION, collectors = %exporter.names().join(","), listen = %cli.listen.join(","), "fleetwatch-exporter started");
+    let app = App::new(exporter, cli.telemetry_path.clone(), cli.max_requests);
+    let cli = Arc::new(cli);
+    tokio::spawn(reload_on_sighup(cli.clone(), app.clone(), shared));
+    web::serve(listeners, web_state, handler(app), shutdown_signal()).await;
+    tracing::info!("fleetwatch-exporter stopped");
+    Ok(())
+}
+
+async fn reload_on_sighup(cli: Arc<Cli>, app: Arc<App>, shared: Arc<Shared>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match load(&cli, &shared) {
+            Ok(e) => {
+                tracing::info!(collectors = %e.names().join(","), "config reloaded");
+                app.replace(e);
+            }
+            Err(e) => {
+                tracing::error!(err = %format!("{e:#}"), "config reload failed; keeping the running config")
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -74,7 +74,10 @@ pub struct HttpServerConfig {
 
 impl Default for HttpServerConfig {
     fn default() -> Self {
-        HttpServerConfig { http2: true, headers: BTreeMap::new() }
+        HttpServerConfig {
+            http2: true,
+            headers: BTreeMap::new(),
+        }
     }
 }
 

@@ -1,0 +1,81 @@
+//! `meminfo`: every /proc/meminfo field as `node_memory_<Field>[_bytes]`, named exactly as
+//! node_exporter names them (`Active(anon)` becomes `Active_anon`; kB values become bytes).
+
+use super::{num, parse_error, read, CollectError, Collector, Context};
+use fleetwatch_common::expfmt::Family;
+use std::path::PathBuf;
+
+/// Parses /proc/meminfo into (metric suffix, value) pairs in file order.
+pub fn parse(text: &str) -> Result<Vec<(String, f64)>, String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.split_ascii_whitespace();
+        let Some(key) = parts.next() else { continue };
+        let value = num(parts
+            .next()
+            .ok_or_else(|| format!("no value in line {line:?}"))?)?;
+        let key = key
+            .strip_suffix(':')
+            .unwrap_or(key)
+            .replace('(', "_")
+            .replace(')', "");
+        match parts.next() {
+            Some("kB") => out.push((format!("{key}_bytes"), value * 1024.0)),
+            Some(unit) => return Err(format!("unknown unit {unit:?} in line {line:?}")),
+            None => out.push((key, value)),
+        }
+    }
+    Ok(out)
+}
+
+pub struct Meminfo {
+    path: PathBuf,
+}
+
+pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
+    Ok(Box::new(Meminfo {
+        path: ctx.paths.proc("meminfo"),
+    }))
+}
+
+impl Collector for Meminfo {
+    fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
+        let fields = parse(&read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
+        for (key, value) in fields {
+            let mut f = Family::gauge(
+                format!("node_memory_{key}"),
+                format!("Memory information field {key}."),
+            );
+            f.add(&[], value);
+            out.push(f);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fields_like_node_exporter() {
+        let text = "MemTotal:       24683936 kB\nActive(anon):      12 kB\nHugePages_Total:       0\nHugepagesize:       2048 kB\n";
+        let got = parse(text).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ("MemTotal_bytes".to_string(), 24683936.0 * 1024.0),
+                ("Active_anon_bytes".to_string(), 12288.0),
+                ("HugePages_Total".to_string(), 0.0),
+                ("Hugepagesize_bytes".to_string(), 2048.0 * 1024.0),
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_lines() {
+        assert!(parse("MemTotal:\n").is_err());
+        assert!(parse("MemTotal: 1 MB\n").is_err());
+        assert!(parse("MemTotal: lots kB\n").is_err());
+    }
+}

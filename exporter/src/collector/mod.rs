@@ -1,0 +1,154 @@
+//! The `Collector` trait, the registry table of every collector (name, default on/off,
+//! constructor), and the small helpers they share for reading files under the injected roots.
+
+pub mod cpu;
+pub mod diskstats;
+pub mod filesystem;
+pub mod loadavg;
+pub mod meminfo;
+pub mod netdev;
+pub mod pressure;
+pub mod stat;
+pub mod textfile;
+pub mod time;
+pub mod uname;
+
+use crate::config::Config;
+use crate::paths::Paths;
+use fleetwatch_common::expfmt::Family;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why a collector produced nothing (or not everything) this scrape.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("no data: {0}")]
+    NoData(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// One source of metric families. `collect` runs on a blocking thread, concurrently with the
+/// other collectors of the same scrape.
+pub trait Collector: Send + Sync {
+    fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError>;
+}
+
+/// State that outlives a config reload (e.g. which mounts are stuck).
+#[derive(Default)]
+pub struct Shared {
+    pub stuck_mounts: Arc<filesystem::StuckMounts>,
+}
+
+/// What a constructor gets: roots, config, and the state kept across reloads.
+pub struct Context<'a> {
+    pub paths: &'a Paths,
+    pub config: &'a Config,
+    pub shared: &'a Arc<Shared>,
+}
+
+pub type Constructor = fn(&Context) -> Result<Box<dyn Collector>, CollectError>;
+
+/// One row of the registry table.
+pub struct Spec {
+    pub name: &'static str,
+    pub default_enabled: bool,
+    pub build: Constructor,
+}
+
+/// Every collector, in the order they are listed in `--help` and docs.
+pub const REGISTRY: &[Spec] = &[
+    Spec {
+        name: "cpu",
+        default_enabled: true,
+        build: cpu::build,
+    },
+    Spec {
+        name: "diskstats",
+        default_enabled: true,
+        build: diskstats::build,
+    },
+    Spec {
+        name: "filesystem",
+        default_enabled: true,
+        build: filesystem::build,
+    },
+    Spec {
+        name: "loadavg",
+        default_enabled: true,
+        build: loadavg::build,
+    },
+    Spec {
+        name: "meminfo",
+        default_enabled: true,
+        build: meminfo::build,
+    },
+    Spec {
+        name: "netdev",
+        default_enabled: true,
+        build: netdev::build,
+    },
+    Spec {
+        name: "pressure",
+        default_enabled: true,
+        build: pressure::build,
+    },
+    Spec {
+        name: "stat",
+        default_enabled: true,
+        build: stat::build,
+    },
+    Spec {
+        name: "textfile",
+        default_enabled: true,
+        build: textfile::build,
+    },
+    Spec {
+        name: "time",
+        default_enabled: true,
+        build: time::build,
+    },
+    Spec {
+        name: "uname",
+        default_enabled: true,
+        build: uname::build,
+    },
+];
+
+/// The names in the registry, for messages and config validation.
+pub fn names() -> Vec<&'static str> {
+    REGISTRY.iter().map(|s| s.name).collect()
+}
+
+/// Reads a whole file into a string, naming the path on failure.
+pub fn read(path: &Path) -> Result<String, CollectError> {
+    std::fs::read_to_string(path).map_err(|source| CollectError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A parse error about `path`.
+pub fn parse_error(path: &Path, message: impl Into<String>) -> CollectError {
+    CollectError::Parse {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// Parses an unsigned integer field as f64, naming the field on failure.
+pub fn num(field: &str) -> Result<f64, String> {
+    field
+        .parse::<u64>()
+        .map(|v| v as f64)
+        .or_else(|_| field.parse::<f64>())
+        .map_err(|_| format!("invalid number {field:?}"))
+}

@@ -1,0 +1,130 @@
+//! `netdev`: per-interface counters from /proc/net/dev (`node_network_{receive,transmit}_*_total`),
+//! plus `receive_nohandler` from sysfs, as node_exporter reports them.
+
+use super::{num, parse_error, read, CollectError, Collector, Context};
+use fleetwatch_common::config::ConfigRegex;
+use fleetwatch_common::expfmt::Family;
+use std::path::PathBuf;
+
+/// The sixteen /proc/net/dev columns in order, as node_exporter names them.
+pub const FIELDS: [&str; 16] = [
+    "receive_bytes",
+    "receive_packets",
+    "receive_errs",
+    "receive_drop",
+    "receive_fifo",
+    "receive_frame",
+    "receive_compressed",
+    "receive_multicast",
+    "transmit_bytes",
+    "transmit_packets",
+    "transmit_errs",
+    "transmit_drop",
+    "transmit_fifo",
+    "transmit_colls",
+    "transmit_carrier",
+    "transmit_compressed",
+];
+
+/// Parses /proc/net/dev into (device, 16 counters).
+pub fn parse(text: &str) -> Result<Vec<(String, [f64; 16])>, String> {
+    let mut out = Vec::new();
+    for line in text.lines().skip(2) {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let mut values = [0.0; 16];
+        let mut fields = rest.split_ascii_whitespace();
+        for v in values.iter_mut() {
+            *v = num(fields
+                .next()
+                .ok_or_else(|| format!("too few fields for {}", name.trim()))?)?;
+        }
+        out.push((name.trim().to_string(), values));
+    }
+    Ok(out)
+}
+
+pub struct Netdev {
+    path: PathBuf,
+    sys_class_net: PathBuf,
+    exclude: Option<ConfigRegex>,
+    include: Option<ConfigRegex>,
+}
+
+pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
+    let cfg = &ctx.config.netdev;
+    Ok(Box::new(Netdev {
+        path: ctx.paths.proc("net/dev"),
+        sys_class_net: ctx.paths.sys("class/net"),
+        exclude: cfg.device_exclude.clone(),
+        include: cfg.device_include.clone(),
+    }))
+}
+
+impl Netdev {
+    fn wanted(&self, device: &str) -> bool {
+        self.include.as_ref().is_none_or(|r| r.is_match(device))
+            && !self.exclude.as_ref().is_some_and(|r| r.is_match(device))
+    }
+}
+
+impl Collector for Netdev {
+    fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
+        let devices = parse(&read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
+        let mut families: Vec<Family> = FIELDS
+            .iter()
+            .map(|f| {
+                Family::counter(
+                    format!("node_network_{f}_total"),
+                    format!("Network device statistic {f}."),
+                )
+            })
+            .collect();
+        let mut nohandler = Family::counter(
+            "node_network_receive_nohandler_total",
+            "Network device statistic receive_nohandler.",
+        );
+        for (device, values) in devices.iter().filter(|(d, _)| self.wanted(d)) {
+            for (family, v) in families.iter_mut().zip(values) {
+                family.add(&[("device", device)], *v);
+            }
+            let path = self
+                .sys_class_net
+                .join(device)
+                .join("statistics/rx_nohandler");
+            if let Some(v) = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+            {
+                nohandler.add(&[("device", device)], v as f64);
+            }
+        }
+        out.extend(families);
+        out.push(nohandler);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo:   36689      53    0    0    0     0          0         0    36689      53    0    0    0     0       0          0\n  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n";
+
+    #[test]
+    fn parses_every_column() {
+        let devs = parse(SAMPLE).unwrap();
+        assert_eq!(devs.len(), 2);
+        assert_eq!(devs[0].0, "lo");
+        assert_eq!(devs[0].1[0], 36689.0);
+        assert_eq!(devs[1].0, "eth0");
+        assert_eq!(devs[1].1[15], 16.0);
+        assert_eq!(devs[1].1[13], 14.0, "colls");
+    }
+
+    #[test]
+    fn rejects_short_lines() {
+        assert!(parse("h\nh\neth0: 1 2 3\n").is_err());
+    }
+}

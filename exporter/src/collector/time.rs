@@ -1,0 +1,97 @@
+//! `time`: the system clock, time zone and clocksources (`node_time_*`), as node_exporter's time
+//! collector.
+
+use super::{CollectError, Collector, Context};
+use fleetwatch_common::expfmt::Family;
+use std::ffi::CStr;
+use std::path::PathBuf;
+
+pub struct Time {
+    clocksource_dir: PathBuf,
+}
+
+pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
+    Ok(Box::new(Time {
+        clocksource_dir: ctx.paths.sys("devices/system/clocksource"),
+    }))
+}
+
+/// The local time zone's abbreviation and offset from UTC in seconds.
+fn local_zone(now_secs: i64) -> (String, f64) {
+    let t = now_secs as libc::time_t;
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: localtime_r writes into our tm; tm_zone then points at static tz data.
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    if !ok || tm.tm_zone.is_null() {
+        return ("UTC".to_string(), 0.0);
+    }
+    let name = unsafe { CStr::from_ptr(tm.tm_zone) }
+        .to_string_lossy()
+        .into_owned();
+    (name, tm.tm_gmtoff as f64)
+}
+
+impl Time {
+    /// (device number, available clocksources, current clocksource) per clocksourceN directory.
+    fn clocksources(&self) -> Vec<(String, Vec<String>, String)> {
+        let Ok(entries) = std::fs::read_dir(&self.clocksource_dir) else {
+            return vec![];
+        };
+        let mut out: Vec<_> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let device = name.strip_prefix("clocksource")?.to_string();
+                let read = |f: &str| std::fs::read_to_string(e.path().join(f)).unwrap_or_default();
+                let available = read("available_clocksource")
+                    .split_ascii_whitespace()
+                    .map(String::from)
+                    .collect();
+                Some((
+                    device,
+                    available,
+                    read("current_clocksource").trim().to_string(),
+                ))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+impl Collector for Time {
+    fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| CollectError::Other(e.to_string()))?;
+        let mut t = Family::gauge(
+            "node_time_seconds",
+            "System time in seconds since epoch (1970).",
+        );
+        t.add(&[], now.as_secs_f64());
+        let (zone, offset) = local_zone(now.as_secs() as i64);
+        let mut z = Family::gauge(
+            "node_time_zone_offset_seconds",
+            "System time zone offset in seconds.",
+        );
+        z.add(&[("time_zone", &zone)], offset);
+        let mut avail = Family::gauge(
+            "node_time_clocksource_available_info",
+            "Available clocksources read from '/sys/devices/system/clocksource'.",
+        );
+        let mut current = Family::gauge(
+            "node_time_clocksource_current_info",
+            "Current clocksource read from '/sys/devices/system/clocksource'.",
+        );
+        for (device, available, cur) in self.clocksources() {
+            for source in &available {
+                avail.add(&[("clocksource", source), ("device", &device)], 1.0);
+            }
+            if !cur.is_empty() {
+                current.add(&[("clocksource", &cur), ("device", &device)], 1.0);
+            }
+        }
+        out.extend([t, z, avail, current]);
+        Ok(())
+    }
+}

@@ -1,0 +1,216 @@
+//! The exporter's YAML config (`--config.file`, or the embedded `default.yml`): which collectors
+//! run and their options. Unknown keys and unknown collector names are errors with file and line.
+
+use crate::collector;
+use fleetwatch_common::config::{
+    optional_path, optional_regex, parse_yaml, ConfigError, ConfigRegex,
+};
+use fleetwatch_common::duration::PromDuration;
+use serde::de;
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The embedded default configuration.
+pub const DEFAULT_YAML: &str = include_str!("default.yml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub collectors: CollectorToggles,
+    #[serde(default)]
+    pub filesystem: FilesystemConfig,
+    #[serde(default)]
+    pub diskstats: DiskstatsConfig,
+    #[serde(default)]
+    pub netdev: NetdevConfig,
+    #[serde(default)]
+    pub textfile: TextfileConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // An empty document takes every serde default; `default.yml` spells the same values out.
+        Config {
+            collectors: CollectorToggles::default(),
+            filesystem: FilesystemConfig::default(),
+            diskstats: DiskstatsConfig::default(),
+            netdev: NetdevConfig::default(),
+            textfile: TextfileConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads a config file, or the embedded default when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(p) => fleetwatch_common::config::load_yaml_file(p),
+            None => parse_yaml(DEFAULT_YAML, "<embedded default config>"),
+        }
+    }
+}
+
+/// `collectors:` — collector name → on/off.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct CollectorToggles(pub BTreeMap<CollectorName, bool>);
+
+/// A collector name, checked against the registry while parsing so a typo is located.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CollectorName(pub String);
+
+impl<'de> Deserialize<'de> for CollectorName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        let names = collector::names();
+        if !names.contains(&name.as_str()) {
+            return Err(de::Error::custom(format!(
+                "unknown collector {name:?} (known: {})",
+                names.join(", ")
+            )));
+        }
+        Ok(CollectorName(name))
+    }
+}
+
+fn regex(s: &str) -> ConfigRegex {
+    ConfigRegex::new(s).expect("built-in regex compiles")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesystemConfig {
+    #[serde(default = "FilesystemConfig::default_mount_points_exclude")]
+    pub mount_points_exclude: ConfigRegex,
+    #[serde(default = "FilesystemConfig::default_fs_types_exclude")]
+    pub fs_types_exclude: ConfigRegex,
+    #[serde(default = "FilesystemConfig::default_mount_timeout")]
+    pub mount_timeout: PromDuration,
+}
+
+impl FilesystemConfig {
+    pub const MOUNT_POINTS_EXCLUDE: &'static str =
+        "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+    pub const FS_TYPES_EXCLUDE: &'static str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
+    fn default_mount_points_exclude() -> ConfigRegex {
+        regex(Self::MOUNT_POINTS_EXCLUDE)
+    }
+    fn default_fs_types_exclude() -> ConfigRegex {
+        regex(Self::FS_TYPES_EXCLUDE)
+    }
+    fn default_mount_timeout() -> PromDuration {
+        PromDuration(std::time::Duration::from_secs(5))
+    }
+}
+
+impl Default for FilesystemConfig {
+    fn default() -> Self {
+        FilesystemConfig {
+            mount_points_exclude: Self::default_mount_points_exclude(),
+            fs_types_exclude: Self::default_fs_types_exclude(),
+            mount_timeout: Self::default_mount_timeout(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskstatsConfig {
+    #[serde(
+        default = "DiskstatsConfig::default_device_exclude",
+        deserialize_with = "optional_regex"
+    )]
+    pub device_exclude: Option<ConfigRegex>,
+}
+
+impl DiskstatsConfig {
+    pub const DEVICE_EXCLUDE: &'static str = r"^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
+    fn default_device_exclude() -> Option<ConfigRegex> {
+        Some(regex(Self::DEVICE_EXCLUDE))
+    }
+}
+
+impl Default for DiskstatsConfig {
+    fn default() -> Self {
+        DiskstatsConfig {
+            device_exclude: Self::default_device_exclude(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetdevConfig {
+    #[serde(default, deserialize_with = "optional_regex")]
+    pub device_include: Option<ConfigRegex>,
+    #[serde(default, deserialize_with = "optional_regex")]
+    pub device_exclude: Option<ConfigRegex>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextfileConfig {
+    #[serde(default, deserialize_with = "optional_path")]
+    pub directory: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_matches_serde_defaults() {
+        let embedded = Config::load(None).unwrap();
+        let empty: Config = parse_yaml("", "empty").unwrap();
+        assert_eq!(format!("{embedded:?}"), format!("{:?}", Config::default()));
+        // The empty netdev/textfile regexes and paths in default.yml mean "none".
+        assert_eq!(
+            format!("{:?}", embedded.filesystem),
+            format!("{:?}", empty.filesystem)
+        );
+        assert_eq!(
+            format!("{:?}", embedded.diskstats),
+            format!("{:?}", empty.diskstats)
+        );
+    }
+
+    #[test]
+    fn unknown_collector_is_located() {
+        let err = parse_yaml::<Config>("collectors:\n  cpu: true\n  cpuu: false\n", "x.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("x.yml:3:"), "{err}");
+        assert!(
+            err.contains("collectors: unknown collector \"cpuu\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_option_and_bad_values_are_located() {
+        let err = parse_yaml::<Config>("filesystem:\n  mount_timeout: soon\n", "x.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("x.yml:2:")
+                && err.contains("filesystem.mount_timeout: invalid duration"),
+            "{err}"
+        );
+        let err = parse_yaml::<Config>("netdev:\n  device_exclude: \"(\"\n", "x.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("x.yml:2:") && err.contains("invalid regex"),
+            "{err}"
+        );
+        let err = parse_yaml::<Config>("textfile:\n  dir: /x\n", "x.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("x.yml:2:") && err.contains("unknown field `dir`"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! fleetwatch-exporter: a Prometheus exporter for Linux hosts. The collectors (one module each,
+//! behind one `Collector` trait and one registry table) produce node_exporter-compatible families;
+//! `scrape` runs them concurrently; `http` serves the result.
+
+pub mod cli;
+pub mod collector;
+pub mod config;
+pub mod http;
+pub mod paths;
+pub mod process;
+pub mod scrape;
