@@ -1,0 +1,227 @@
+//! The exporter against the real Prometheus tools: Debian's `promtool check metrics` (no lint
+//! problem that node_exporter's own output does not also get), a real `prometheus` server
+//! scraping it (`up == 1`, `node_load1` queryable), and every panel query of every dashboard in
+//! `dashboards/` returning data from that server.
+
+mod support;
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::{exporter, free_port, get, require, urlencode, wait_port, Proc};
+
+const SAME_COLLECTORS: [&str; 11] = [
+    "--collector.disable-defaults",
+    "--collector.cpu",
+    "--collector.meminfo",
+    "--collector.loadavg",
+    "--collector.filesystem",
+    "--collector.diskstats",
+    "--collector.netdev",
+    "--collector.stat",
+    "--collector.time",
+    "--collector.uname",
+    "--collector.pressure",
+];
+
+/// Runs `promtool check metrics` on an exposition; returns (exit code, lint lines).
+fn promtool_lint(body: &str) -> (i32, Vec<String>) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        text.lines().map(str::to_string).collect(),
+    )
+}
+
+#[test]
+fn promtool_finds_no_lint_problem_node_exporter_does_not_have() {
+    if !require("promtool", "promtool_check_metrics")
+        || !require("prometheus-node-exporter", "promtool_check_metrics")
+    {
+        return;
+    }
+    let (_ours, port) = exporter(&SAME_COLLECTORS);
+    let ne_port = free_port();
+    let mut cmd = Command::new("prometheus-node-exporter");
+    cmd.arg(format!("--web.listen-address=127.0.0.1:{ne_port}"))
+        .args(SAME_COLLECTORS)
+        .stderr(Stdio::null());
+    let _ne = Proc::spawn("node_exporter", &mut cmd);
+    wait_port(ne_port, "node_exporter");
+
+    let (code, ours) = promtool_lint(&get(port, "/metrics", &[]).text());
+    assert_ne!(code, 1, "promtool could not parse our output: {ours:?}");
+    let (_, theirs) = promtool_lint(&get(ne_port, "/metrics", &[]).text());
+    let theirs: BTreeSet<String> = theirs.into_iter().collect();
+    let extra: Vec<&String> = ours.iter().filter(|l| !theirs.contains(*l)).collect();
+    assert!(
+        extra.is_empty(),
+        "lint problems node_exporter does not have: {extra:#?}"
+    );
+}
+
+struct Prometheus {
+    _proc: Proc,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn scraping(job: &str, target_port: u16) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(&config, format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n")).unwrap();
+        let port = free_port();
+        let mut cmd = Command::new("prometheus");
+        cmd.arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let proc = Proc::spawn("prometheus", &mut cmd);
+        wait_port(port, "prometheus");
+        Prometheus {
+            _proc: proc,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// Runs an instant query and returns the result vector (or scalar as one element).
+    fn query(&self, q: &str) -> Vec<Value> {
+        let resp = get(
+            self.port,
+            &format!("/api/v1/query?query={}", urlencode(q)),
+            &[],
+        );
+        let v: Value = serde_json::from_slice(&resp.body)
+            .unwrap_or_else(|e| panic!("bad JSON for {q}: {e}: {}", resp.text()));
+        assert_eq!(v["status"], "success", "query {q} failed: {v}");
+        match &v["data"]["result"] {
+            Value::Array(a) => a.clone(),
+            other => vec![other.clone()],
+        }
+    }
+}
+
+/// Every `expr` in a dashboard, with the panel title, from panels nested in rows too.
+fn dashboard_queries(v: &Value, title: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(map) => {
+            let title = map
+                .get("title")
+                .and_then(Value::as_str)
+                .unwrap_or(title)
+                .to_string();
+            if let Some(expr) = map.get("expr").and_then(Value::as_str) {
+                out.push((title.clone(), expr.to_string()));
+            }
+            for (k, child) in map {
+                if k != "templating" {
+                    dashboard_queries(child, &title, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| dashboard_queries(i, title, out)),
+        _ => {}
+    }
+}
+
+/// Panels that may rightly be empty on this machine: (dashboard file, expression fragment, why).
+const MAY_BE_EMPTY: &[(&str, &str, &str)] = &[];
+
+#[test]
+fn prometheus_scrapes_exporter_and_every_dashboard_query_has_data() {
+    if !require("prometheus", "prometheus_scrapes_exporter") {
+        return;
+    }
+    let (_exporter, port) = exporter(&[]);
+    let prom = Prometheus::scraping("fleetwatch", port);
+    support::eventually(Duration::from_secs(30), "up == 1", || {
+        let r = prom.query("up{job=\"fleetwatch\"} == 1");
+        (!r.is_empty()).then_some(())
+    });
+    let load = prom.query("node_load1{job=\"fleetwatch\"}");
+    assert_eq!(load.len(), 1, "{load:?}");
+    assert_eq!(load[0]["metric"]["instance"], format!("127.0.0.1:{port}"));
+    // Rates need two samples in the window.
+    support::eventually(Duration::from_secs(30), "rate() data", || {
+        (!prom.query("rate(node_cpu_seconds_total[1m])").is_empty()).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+
+    let instance = format!("127.0.0.1:{port}");
+    let mut empty = Vec::new();
+    let mut checked = 0;
+    let dir = support::repo_root().join("dashboards");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "no dashboards found in {}",
+        dir.display()
+    );
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let json: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut queries = Vec::new();
+        dashboard_queries(&json["panels"], "", &mut queries);
+        assert!(!queries.is_empty(), "{name} has no queries");
+        for (title, expr) in queries {
+            let q = expr
+                .replace("$__rate_interval", "1m")
+                .replace("${job}", "fleetwatch")
+                .replace("$job", "fleetwatch")
+                .replace("${instance}", &instance)
+                .replace("$instance", &instance);
+            assert!(
+                !q.contains('$'),
+                "{name} / {title}: unsubstituted variable in {expr}"
+            );
+            checked += 1;
+            if prom.query(&q).is_empty()
+                && !MAY_BE_EMPTY
+                    .iter()
+                    .any(|(f, frag, _)| *f == name && expr.contains(frag))
+            {
+                empty.push(format!("{name} / {title}: {expr}"));
+            }
+        }
+    }
+    assert!(
+        empty.is_empty(),
+        "{} of {checked} dashboard queries returned nothing:\n{}",
+        empty.len(),
+        empty.join("\n")
+    );
+    eprintln!("{checked} dashboard queries returned data");
+}
