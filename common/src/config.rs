@@ -16,28 +16,16 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{path}:{line}: environment variable {name} is not set (referenced as ${{{name}}})")]
-    UndefinedEnv {
-        path: String,
-        line: usize,
-        name: String,
-    },
+    UndefinedEnv { path: String, line: usize, name: String },
     #[error("{path}:{line}:{column}: {message}")]
-    Parse {
-        path: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Parse { path: String, line: usize, column: usize, message: String },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
 }
 
 /// Expands `${NAME}` from the environment; `$${` stands for a literal `${`. Other `$` are kept,
 /// so bcrypt hashes such as `$2y$10$...` pass through untouched.
-pub fn expand_env(
-    text: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<String, (usize, String)> {
+pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, (usize, String)> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     let mut line = 1;
@@ -49,9 +37,7 @@ pub fn expand_env(
             out.push_str("${");
             rest = tail;
         } else if let Some(tail) = after.strip_prefix("${") {
-            let end = tail
-                .find('}')
-                .ok_or((line, String::from("<unterminated>")))?;
+            let end = tail.find('}').ok_or((line, String::from("<unterminated>")))?;
             let name = &tail[..end];
             let value = lookup(name).ok_or_else(|| (line, name.to_string()))?;
             out.push_str(&value);
@@ -68,27 +54,18 @@ pub fn expand_env(
 /// Reads, expands and parses a YAML config file.
 pub fn load_yaml_file<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: shown.clone(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
     parse_yaml(&text, &shown)
 }
 
 /// Expands and parses YAML text; `origin` names the file in errors.
 pub fn parse_yaml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, ConfigError> {
-    let expanded = expand_env(text, |name| std::env::var(name).ok()).map_err(|(line, name)| {
-        ConfigError::UndefinedEnv {
-            path: origin.to_string(),
-            line,
-            name,
-        }
+    let expanded = expand_env(text, |name| std::env::var(name).ok()).map_err(|(line, name)| ConfigError::UndefinedEnv {
+        path: origin.to_string(),
+        line,
+        name,
     })?;
-    let body = if is_blank_yaml(&expanded) {
-        "{}"
-    } else {
-        expanded.as_str()
-    };
+    let body = if is_blank_yaml(&expanded) { "{}" } else { expanded.as_str() };
     serde_yaml_ng::from_str(body).map_err(|e| located(e, body, origin))
 }
 
@@ -108,49 +85,28 @@ fn located(err: serde_yaml_ng::Error, text: &str, origin: &str) -> ConfigError {
     };
     match err.location() {
         Some(loc) => {
-            let (line, column, message) =
-                relocate_unknown_key(text, loc.line(), loc.column(), message);
-            let message = name_field(
-                &message,
-                text.lines().nth(line.saturating_sub(1)).unwrap_or(""),
-            );
-            ConfigError::Parse {
-                path: origin.to_string(),
-                line,
-                column,
-                message,
-            }
+            let (line, column, message) = relocate_unknown_key(text, loc.line(), loc.column(), message);
+            let message = name_field(&message, text.lines().nth(line.saturating_sub(1)).unwrap_or(""));
+            ConfigError::Parse { path: origin.to_string(), line, column, message }
         }
-        None => ConfigError::Invalid {
-            path: origin.to_string(),
-            message,
-        },
+        None => ConfigError::Invalid { path: origin.to_string(), message },
     }
 }
 
 /// For a rejected map key (`unknown ... "name"`), serde_yaml can report the previous entry's
 /// position; point at the line that holds the key instead.
-fn relocate_unknown_key(
-    text: &str,
-    line: usize,
-    column: usize,
-    message: String,
-) -> (usize, usize, String) {
+fn relocate_unknown_key(text: &str, line: usize, column: usize, message: String) -> (usize, usize, String) {
     let Some(after) = message.find("unknown ").map(|i| &message[i..]) else {
         return (line, column, message);
     };
     let Some(name) = after.split(['"', '`']).nth(1) else {
         return (line, column, message);
     };
-    let found = text
-        .lines()
-        .enumerate()
-        .skip(line.saturating_sub(1))
-        .find_map(|(i, l)| {
-            let trimmed = l.trim_start();
-            let key = trimmed.split_once(':')?.0.trim().trim_matches(['"', '\'']);
-            (key == name).then(|| (i + 1, l.len() - trimmed.len() + 1))
-        });
+    let found = text.lines().enumerate().skip(line.saturating_sub(1)).find_map(|(i, l)| {
+        let trimmed = l.trim_start();
+        let key = trimmed.split_once(':')?.0.trim().trim_matches(['"', '\'']);
+        (key == name).then(|| (i + 1, l.len() - trimmed.len() + 1))
+    });
     let Some((new_line, new_column)) = found else {
         return (line, column, message);
     };
@@ -165,9 +121,7 @@ fn name_field(message: &str, line: &str) -> String {
         return message.to_string();
     };
     if key.is_empty()
-        || !key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        || !key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         || message.contains(&format!("`{key}`"))
         || message.contains(&format!("\"{key}\""))
     {
@@ -185,20 +139,16 @@ fn name_field(message: &str, line: &str) -> String {
 /// Deserializes an optional regex where an empty string means "none".
 pub fn optional_regex<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ConfigRegex>, D::Error> {
     match Option::<String>::deserialize(d)? {
-        Some(s) if !s.is_empty() => ConfigRegex::new(&s)
-            .map(Some)
-            .map_err(|e| serde::de::Error::custom(format!("invalid regex {s:?}: {e}"))),
+        Some(s) if !s.is_empty() => {
+            ConfigRegex::new(&s).map(Some).map_err(|e| serde::de::Error::custom(format!("invalid regex {s:?}: {e}")))
+        }
         _ => Ok(None),
     }
 }
 
 /// Deserializes an optional path where an empty string means "none".
-pub fn optional_path<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<std::path::PathBuf>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?
-        .filter(|s| !s.is_empty())
-        .map(std::path::PathBuf::from))
+pub fn optional_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<std::path::PathBuf>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()).map(std::path::PathBuf::from))
 }
 
 /// A regular expression from a config file, compiled while parsing so a bad one is reported with
@@ -221,8 +171,7 @@ impl ConfigRegex {
 impl<'de> Deserialize<'de> for ConfigRegex {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        ConfigRegex::new(&s)
-            .map_err(|e| serde::de::Error::custom(format!("invalid regex {s:?}: {e}")))
+        ConfigRegex::new(&s).map_err(|e| serde::de::Error::custom(format!("invalid regex {s:?}: {e}")))
     }
 }
 
@@ -271,10 +220,7 @@ mod tests {
         assert_eq!(expand_env("a: ${HOST}", env).unwrap(), "a: db1");
         assert_eq!(expand_env("h: $2y$10$abc", env).unwrap(), "h: $2y$10$abc");
         assert_eq!(expand_env("x: $${HOST}", env).unwrap(), "x: ${HOST}");
-        assert_eq!(
-            expand_env("a\nb\nc: ${NOPE}", env),
-            Err((3, "NOPE".to_string()))
-        );
+        assert_eq!(expand_env("a\nb\nc: ${NOPE}", env), Err((3, "NOPE".to_string())));
     }
 
     #[test]
@@ -307,9 +253,7 @@ mod tests {
             #[allow(dead_code)]
             re: ConfigRegex,
         }
-        let err = parse_yaml::<R>("\nre: \"(\"\n", "r.yml")
-            .unwrap_err()
-            .to_string();
+        let err = parse_yaml::<R>("\nre: \"(\"\n", "r.yml").unwrap_err().to_string();
         assert!(err.starts_with("r.yml:2:"), "{err}");
         assert!(err.contains("invalid regex"), "{err}");
     }

@@ -17,22 +17,12 @@ pub struct DurationError {
 }
 
 /// Units from largest to smallest: (suffix, milliseconds). "ms" precedes "m" when matching.
-const UNITS: [(&str, u64); 7] = [
-    ("y", 31_536_000_000),
-    ("w", 604_800_000),
-    ("d", 86_400_000),
-    ("h", 3_600_000),
-    ("ms", 1),
-    ("m", 60_000),
-    ("s", 1_000),
-];
+const UNITS: [(&str, u64); 7] =
+    [("y", 31_536_000_000), ("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("ms", 1), ("m", 60_000), ("s", 1_000)];
 
 /// Parses `1h30m`, `5s`, `250ms`, `0`. Units must appear from largest to smallest, once each.
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
-    let err = |reason| DurationError {
-        input: input.to_string(),
-        reason,
-    };
+    let err = |reason| DurationError { input: input.to_string(), reason };
     if input == "0" {
         return Ok(Duration::ZERO);
     }
@@ -47,25 +37,16 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         if digits == 0 {
             return Err(err("expected a number"));
         }
-        let number: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| err("number too large"))?;
+        let number: u64 = rest[..digits].parse().map_err(|_| err("number too large"))?;
         rest = &rest[digits..];
-        let (unit, unit_ms) = UNITS
-            .iter()
-            .find(|(unit, _)| rest.starts_with(unit))
-            .ok_or_else(|| err("unknown unit"))?;
+        let (unit, unit_ms) = UNITS.iter().find(|(unit, _)| rest.starts_with(unit)).ok_or_else(|| err("unknown unit"))?;
         if *unit_ms >= last_unit_ms {
             return Err(err("units out of order"));
         }
         last_unit_ms = *unit_ms;
         rest = &rest[unit.len()..];
-        let part = number
-            .checked_mul(*unit_ms)
-            .ok_or_else(|| err("duration too large"))?;
-        total_ms = total_ms
-            .checked_add(part)
-            .ok_or_else(|| err("duration too large"))?;
+        let part = number.checked_mul(*unit_ms).ok_or_else(|| err("duration too large"))?;
+        total_ms = total_ms.checked_add(part).ok_or_else(|| err("duration too large"))?;
     }
     Ok(Duration::from_millis(total_ms))
 }
@@ -123,16 +104,10 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(
-            parse_duration("1s500ms").unwrap(),
-            Duration::from_millis(1500)
-        );
+        assert_eq!(parse_duration("1s500ms").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
         assert_eq!(parse_duration("1w").unwrap(), Duration::from_secs(604_800));
-        assert_eq!(
-            parse_duration("1y").unwrap(),
-            Duration::from_secs(31_536_000)
-        );
+        assert_eq!(parse_duration("1y").unwrap(), Duration::from_secs(31_536_000));
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
     }
 

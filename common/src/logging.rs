@@ -41,16 +41,10 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), LoggingError> {
         return Err(LoggingError::Level(level.to_string()));
     }
     let filter = EnvFilter::new(level);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // A second init (tests) is harmless: the first subscriber stays.
     let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
         LogFormat::Logfmt => builder.event_format(Logfmt).try_init(),
     };
     Ok(())
@@ -64,21 +58,11 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(
-        &self,
-        _ctx: &FmtContext<'_, S, N>,
-        mut w: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         w.write_str("ts=")?;
         SystemTime.format_time(&mut w)?;
         let meta = event.metadata();
-        write!(
-            w,
-            " level={} target={}",
-            meta.level().as_str().to_lowercase(),
-            meta.target()
-        )?;
+        write!(w, " level={} target={}", meta.level().as_str().to_lowercase(), meta.target())?;
         let mut visitor = LogfmtVisitor { out: String::new() };
         event.record(&mut visitor);
         writeln!(w, "{}", visitor.out)
@@ -101,10 +85,7 @@ impl LogfmtVisitor {
 
 /// Quotes a value when it is empty or holds spaces, quotes, `=` or control characters.
 fn push_logfmt_value(out: &mut String, value: &str) {
-    let needs_quotes = value.is_empty()
-        || value
-            .chars()
-            .any(|c| c == ' ' || c == '"' || c == '=' || c.is_control());
+    let needs_quotes = value.is_empty() || value.chars().any(|c| c == ' ' || c == '"' || c == '=' || c.is_control());
     if !needs_quotes {
         out.push_str(value);
         return;

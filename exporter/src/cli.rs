@@ -10,11 +10,7 @@ use fleetwatch_common::duration::PromDuration;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "fleetwatch-exporter",
-    version,
-    about = "Prometheus exporter for Linux hosts (node_exporter-compatible host metrics)."
-)]
+#[command(name = "fleetwatch-exporter", version, about = "Prometheus exporter for Linux hosts (node_exporter-compatible host metrics).")]
 pub struct Cli {
     /// YAML config file; the embedded default is used when none is given.
     #[arg(long = "config.file")]
@@ -99,22 +95,14 @@ impl Cli {
     }
 
     pub fn paths(&self) -> Paths {
-        Paths {
-            procfs: self.procfs.clone(),
-            sysfs: self.sysfs.clone(),
-            rootfs: self.rootfs.clone(),
-            udev_data: self.udev_data.clone(),
-        }
+        Paths { procfs: self.procfs.clone(), sysfs: self.sysfs.clone(), rootfs: self.rootfs.clone(), udev_data: self.udev_data.clone() }
     }
 
     /// Applies the flags that override config-file options.
     pub fn apply_overrides(&self, cfg: &mut Config) -> Result<(), String> {
-        let re = |flag: &str, v: &str| {
-            ConfigRegex::new(v).map_err(|e| format!("--{flag}: invalid regex: {e}"))
-        };
+        let re = |flag: &str, v: &str| ConfigRegex::new(v).map_err(|e| format!("--{flag}: invalid regex: {e}"));
         if let Some(v) = &self.mount_points_exclude {
-            cfg.filesystem.mount_points_exclude =
-                re("collector.filesystem.mount-points-exclude", v)?;
+            cfg.filesystem.mount_points_exclude = re("collector.filesystem.mount-points-exclude", v)?;
         }
         if let Some(v) = &self.fs_types_exclude {
             cfg.filesystem.fs_types_exclude = re("collector.filesystem.fs-types-exclude", v)?;
@@ -142,20 +130,13 @@ impl Cli {
 pub fn command() -> clap::Command {
     let mut cmd = Cli::command();
     for spec in REGISTRY {
-        let default = if spec.default_enabled {
-            "enabled"
-        } else {
-            "disabled"
-        };
+        let default = if spec.default_enabled { "enabled" } else { "disabled" };
         cmd = cmd
             .arg(
                 Arg::new(format!("collector.{}", spec.name))
                     .long(format!("collector.{}", spec.name))
                     .action(ArgAction::Count)
-                    .help(format!(
-                        "Enable the {} collector (default: {default}).",
-                        spec.name
-                    )),
+                    .help(format!("Enable the {} collector (default: {default}).", spec.name)),
             )
             .arg(
                 Arg::new(format!("no-collector.{}", spec.name))
@@ -170,10 +151,7 @@ pub fn command() -> clap::Command {
 fn collector_flags(m: &ArgMatches) -> Vec<(String, bool)> {
     let mut flags: Vec<(usize, String, bool)> = Vec::new();
     for spec in REGISTRY {
-        for (id, on) in [
-            (format!("collector.{}", spec.name), true),
-            (format!("no-collector.{}", spec.name), false),
-        ] {
+        for (id, on) in [(format!("collector.{}", spec.name), true), (format!("no-collector.{}", spec.name), false)] {
             if m.get_count(&id) > 0 {
                 let last = m.indices_of(&id).and_then(|i| i.max()).unwrap_or(0);
                 flags.push((last, spec.name.to_string(), on));
@@ -201,28 +179,16 @@ mod tests {
         assert!(cli.disable_defaults);
         assert_eq!(
             cli.collector_flags,
-            vec![
-                ("cpu".into(), true),
-                ("meminfo".into(), false),
-                ("cpu".into(), false),
-                ("meminfo".into(), true)
-            ]
+            vec![("cpu".into(), true), ("meminfo".into(), false), ("cpu".into(), false), ("meminfo".into(), true)]
         );
     }
 
     #[test]
     fn overrides_apply_and_bad_regex_names_flag() {
-        let cli = Cli::parse_from_iter([
-            "x",
-            "--collector.filesystem.mount-timeout=2s",
-            "--collector.textfile.directory=/t",
-        ]);
+        let cli = Cli::parse_from_iter(["x", "--collector.filesystem.mount-timeout=2s", "--collector.textfile.directory=/t"]);
         let mut cfg = Config::default();
         cli.apply_overrides(&mut cfg).unwrap();
-        assert_eq!(
-            cfg.filesystem.mount_timeout.0,
-            std::time::Duration::from_secs(2)
-        );
+        assert_eq!(cfg.filesystem.mount_timeout.0, std::time::Duration::from_secs(2));
         assert_eq!(cfg.textfile.directory, Some(PathBuf::from("/t")));
         let cli = Cli::parse_from_iter(["x", "--collector.netdev.device-exclude=("]);
         let err = cli.apply_overrides(&mut cfg).unwrap_err();

@@ -2,9 +2,7 @@
 //! run and their options. Unknown keys and unknown collector names are errors with file and line.
 
 use crate::collector;
-use fleetwatch_common::config::{
-    optional_path, optional_regex, parse_yaml, ConfigError, ConfigRegex,
-};
+use fleetwatch_common::config::{optional_path, optional_regex, parse_yaml, ConfigError, ConfigRegex};
 use fleetwatch_common::duration::PromDuration;
 use serde::de;
 use serde::{Deserialize, Deserializer};
@@ -66,10 +64,7 @@ impl<'de> Deserialize<'de> for CollectorName {
         let name = String::deserialize(d)?;
         let names = collector::names();
         if !names.contains(&name.as_str()) {
-            return Err(de::Error::custom(format!(
-                "unknown collector {name:?} (known: {})",
-                names.join(", ")
-            )));
+            return Err(de::Error::custom(format!("unknown collector {name:?} (known: {})", names.join(", "))));
         }
         Ok(CollectorName(name))
     }
@@ -118,10 +113,7 @@ impl Default for FilesystemConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiskstatsConfig {
-    #[serde(
-        default = "DiskstatsConfig::default_device_exclude",
-        deserialize_with = "optional_regex"
-    )]
+    #[serde(default = "DiskstatsConfig::default_device_exclude", deserialize_with = "optional_regex")]
     pub device_exclude: Option<ConfigRegex>,
 }
 
@@ -134,9 +126,7 @@ impl DiskstatsConfig {
 
 impl Default for DiskstatsConfig {
     fn default() -> Self {
-        DiskstatsConfig {
-            device_exclude: Self::default_device_exclude(),
-        }
+        DiskstatsConfig { device_exclude: Self::default_device_exclude() }
     }
 }
 
@@ -166,51 +156,24 @@ mod tests {
         let empty: Config = parse_yaml("", "empty").unwrap();
         assert_eq!(format!("{embedded:?}"), format!("{:?}", Config::default()));
         // The empty netdev/textfile regexes and paths in default.yml mean "none".
-        assert_eq!(
-            format!("{:?}", embedded.filesystem),
-            format!("{:?}", empty.filesystem)
-        );
-        assert_eq!(
-            format!("{:?}", embedded.diskstats),
-            format!("{:?}", empty.diskstats)
-        );
+        assert_eq!(format!("{:?}", embedded.filesystem), format!("{:?}", empty.filesystem));
+        assert_eq!(format!("{:?}", embedded.diskstats), format!("{:?}", empty.diskstats));
     }
 
     #[test]
     fn unknown_collector_is_located() {
-        let err = parse_yaml::<Config>("collectors:\n  cpu: true\n  cpuu: false\n", "x.yml")
-            .unwrap_err()
-            .to_string();
+        let err = parse_yaml::<Config>("collectors:\n  cpu: true\n  cpuu: false\n", "x.yml").unwrap_err().to_string();
         assert!(err.starts_with("x.yml:3:"), "{err}");
-        assert!(
-            err.contains("collectors: unknown collector \"cpuu\""),
-            "{err}"
-        );
+        assert!(err.contains("collectors: unknown collector \"cpuu\""), "{err}");
     }
 
     #[test]
     fn unknown_option_and_bad_values_are_located() {
-        let err = parse_yaml::<Config>("filesystem:\n  mount_timeout: soon\n", "x.yml")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("x.yml:2:")
-                && err.contains("filesystem.mount_timeout: invalid duration"),
-            "{err}"
-        );
-        let err = parse_yaml::<Config>("netdev:\n  device_exclude: \"(\"\n", "x.yml")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("x.yml:2:") && err.contains("invalid regex"),
-            "{err}"
-        );
-        let err = parse_yaml::<Config>("textfile:\n  dir: /x\n", "x.yml")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("x.yml:2:") && err.contains("unknown field `dir`"),
-            "{err}"
-        );
+        let err = parse_yaml::<Config>("filesystem:\n  mount_timeout: soon\n", "x.yml").unwrap_err().to_string();
+        assert!(err.starts_with("x.yml:2:") && err.contains("filesystem.mount_timeout: invalid duration"), "{err}");
+        let err = parse_yaml::<Config>("netdev:\n  device_exclude: \"(\"\n", "x.yml").unwrap_err().to_string();
+        assert!(err.starts_with("x.yml:2:") && err.contains("invalid regex"), "{err}");
+        let err = parse_yaml::<Config>("textfile:\n  dir: /x\n", "x.yml").unwrap_err().to_string();
+        assert!(err.starts_with("x.yml:2:") && err.contains("unknown field `dir`"), "{err}");
     }
 }

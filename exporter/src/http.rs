@@ -52,22 +52,10 @@ impl App {
     }
 
     fn requests_family(&self) -> Family {
-        let mut f = Family::counter(
-            "fleetwatch_exporter_scrape_requests_total",
-            "Scrape requests by HTTP status code.",
-        );
-        f.add(
-            &[("code", "200")],
-            self.served.load(Ordering::Relaxed) as f64,
-        );
-        f.add(
-            &[("code", "400")],
-            self.bad_requests.load(Ordering::Relaxed) as f64,
-        );
-        f.add(
-            &[("code", "503")],
-            self.rejected.load(Ordering::Relaxed) as f64,
-        );
+        let mut f = Family::counter("fleetwatch_exporter_scrape_requests_total", "Scrape requests by HTTP status code.");
+        f.add(&[("code", "200")], self.served.load(Ordering::Relaxed) as f64);
+        f.add(&[("code", "400")], self.bad_requests.load(Ordering::Relaxed) as f64);
+        f.add(&[("code", "503")], self.rejected.load(Ordering::Relaxed) as f64);
         f
     }
 }
@@ -99,10 +87,7 @@ async fn metrics(app: &App, req: &Request<Incoming>) -> Response<Body> {
             Err(_) => {
                 app.rejected.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("too many concurrent scrapes; answering 503");
-                return text_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Too many concurrent scrape requests (--web.max-requests)\n",
-                );
+                return text_response(StatusCode::SERVICE_UNAVAILABLE, "Too many concurrent scrape requests (--web.max-requests)\n");
             }
         },
         None => None,
@@ -114,10 +99,7 @@ async fn metrics(app: &App, req: &Request<Incoming>) -> Response<Body> {
         Err(e) => {
             app.bad_requests.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(err = %e, "bad collector filter");
-            return text_response(
-                StatusCode::BAD_REQUEST,
-                format!("couldn't create filtered metrics handler: {e}\n"),
-            );
+            return text_response(StatusCode::BAD_REQUEST, format!("couldn't create filtered metrics handler: {e}\n"));
         }
     };
     let mut families = exporter.scrape(&chosen).await;
@@ -126,26 +108,14 @@ async fn metrics(app: &App, req: &Request<Incoming>) -> Response<Body> {
     app.served.fetch_add(1, Ordering::Relaxed);
     families.push(app.requests_family());
     let families = merge(families);
-    let header = |name| {
-        req.headers()
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
+    let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
     let format = negotiate(header(ACCEPT));
     let text = encode(&families, format);
-    respond(
-        text,
-        format.content_type(),
-        accepts_gzip(header(ACCEPT_ENCODING)),
-    )
+    respond(text, format.content_type(), accepts_gzip(header(ACCEPT_ENCODING)))
 }
 
 fn respond(text: String, content_type: &'static str, gzip: bool) -> Response<Body> {
-    let (body, encoded) = if gzip {
-        (gzip_bytes(text.as_bytes()), true)
-    } else {
-        (text.into_bytes(), false)
-    };
+    let (body, encoded) = if gzip { (gzip_bytes(text.as_bytes()), true) } else { (text.into_bytes(), false) };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -157,10 +127,7 @@ fn respond(text: String, content_type: &'static str, gzip: bool) -> Response<Bod
 }
 
 fn gzip_bytes(data: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 4),
-        flate2::Compression::fast(),
-    );
+    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 4), flate2::Compression::fast());
     // Writing into a Vec cannot fail.
     let _ = enc.write_all(data);
     enc.finish().unwrap_or_default()
@@ -172,8 +139,7 @@ pub fn accepts_gzip(header: Option<&str>) -> bool {
         h.split(',').any(|part| {
             let mut it = part.split(';').map(str::trim);
             let coding = it.next().unwrap_or("");
-            let zero_q =
-                it.any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()) == Some(0.0));
+            let zero_q = it.any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()) == Some(0.0));
             (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !zero_q
         })
     })
@@ -230,10 +196,7 @@ fn landing(app: &App) -> Response<Body> {
         collectors
     );
     let mut resp = Response::new(Full::new(Bytes::from(html)));
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     resp
 }
 

@@ -26,12 +26,7 @@ impl Default for Paths {
 impl Paths {
     /// All four roots under one recorded tree (`proc/`, `sys/`, `root/`, `udev/`).
     pub fn under(dir: &Path) -> Paths {
-        Paths {
-            procfs: dir.join("proc"),
-            sysfs: dir.join("sys"),
-            rootfs: dir.join("root"),
-            udev_data: dir.join("udev"),
-        }
+        Paths { procfs: dir.join("proc"), sysfs: dir.join("sys"), rootfs: dir.join("root"), udev_data: dir.join("udev") }
     }
 
     pub fn proc(&self, rel: &str) -> PathBuf {
@@ -68,10 +63,7 @@ mod tests {
 
     #[test]
     fn strips_rootfs_prefix_only_on_boundaries() {
-        let p = Paths {
-            rootfs: PathBuf::from("/host"),
-            ..Paths::default()
-        };
+        let p = Paths { rootfs: PathBuf::from("/host"), ..Paths::default() };
         assert_eq!(p.strip_rootfs("/host"), "/");
         assert_eq!(p.strip_rootfs("/host/boot"), "/boot");
         assert_eq!(p.strip_rootfs("/hostile"), "/hostile");

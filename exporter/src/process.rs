@@ -1,7 +1,9 @@
 //! The exporter's own metrics: `fleetwatch_exporter_build_info` and the standard `process_*`
 //! families (read from the real /proc/self, not the injected procfs).
 
+use crate::collector::read_small;
 use fleetwatch_common::expfmt::Family;
+use std::path::Path;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = match option_env!("FLEETWATCH_REVISION") {
@@ -31,18 +33,12 @@ pub fn parse_self_stat(text: &str) -> Option<(f64, f64, f64, f64, f64)> {
 pub fn parse_limit(text: &str, row: &str) -> Option<Option<f64>> {
     let line = text.lines().find(|l| l.starts_with(row))?;
     let soft = line[row.len()..].split_ascii_whitespace().next()?;
-    Some(if soft == "unlimited" {
-        None
-    } else {
-        Some(soft.parse().ok()?)
-    })
+    Some(if soft == "unlimited" { None } else { Some(soft.parse().ok()?) })
 }
 
 fn boot_time() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    stat.lines()
-        .find_map(|l| l.strip_prefix("btime "))
-        .and_then(|v| v.trim().parse().ok())
+    stat.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|v| v.trim().parse().ok())
 }
 
 fn gauge(out: &mut Vec<Family>, name: &str, help: &str, v: f64) {
@@ -55,46 +51,19 @@ pub fn process_metrics(out: &mut Vec<Family>) {
     let hz = crate::collector::cpu::USER_HZ;
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
-    if let Some((utime, stime, start, vsize, rss)) = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .as_deref()
-        .and_then(parse_self_stat)
-    {
-        let mut cpu = Family::counter(
-            "process_cpu_seconds_total",
-            "Total user and system CPU time spent in seconds.",
-        );
+    if let Some((utime, stime, start, vsize, rss)) = read_small(Path::new("/proc/self/stat")).ok().as_deref().and_then(parse_self_stat) {
+        let mut cpu = Family::counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.");
         cpu.add(&[], (utime + stime) / hz);
         out.push(cpu);
-        gauge(
-            out,
-            "process_virtual_memory_bytes",
-            "Virtual memory size in bytes.",
-            vsize,
-        );
-        gauge(
-            out,
-            "process_resident_memory_bytes",
-            "Resident memory size in bytes.",
-            rss * page,
-        );
+        gauge(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.", vsize);
+        gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.", rss * page);
         if let Some(btime) = boot_time() {
-            gauge(
-                out,
-                "process_start_time_seconds",
-                "Start time of the process since unix epoch in seconds.",
-                btime + start / hz,
-            );
+            gauge(out, "process_start_time_seconds", "Start time of the process since unix epoch in seconds.", btime + start / hz);
         }
     }
-    if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
+    if let Ok(limits) = read_small(Path::new("/proc/self/limits")) {
         if let Some(max) = parse_limit(&limits, "Max open files") {
-            gauge(
-                out,
-                "process_max_fds",
-                "Maximum number of open file descriptors.",
-                max.unwrap_or(u64::MAX as f64),
-            );
+            gauge(out, "process_max_fds", "Maximum number of open file descriptors.", max.unwrap_or(u64::MAX as f64));
         }
         if let Some(max) = parse_limit(&limits, "Max address space") {
             gauge(
@@ -106,12 +75,7 @@ pub fn process_metrics(out: &mut Vec<Family>) {
         }
     }
     if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
-        gauge(
-            out,
-            "process_open_fds",
-            "Number of open file descriptors.",
-            dir.count() as f64,
-        );
+        gauge(out, "process_open_fds", "Number of open file descriptors.", dir.count() as f64);
     }
 }
 
@@ -122,10 +86,7 @@ mod tests {
     #[test]
     fn parses_self_stat_with_odd_command_names() {
         let stat = "1234 (fleet (x) y) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 50 0 0 20 0 3 0 9876 12345678 900 18446744073709551615";
-        assert_eq!(
-            parse_self_stat(stat),
-            Some((250.0, 50.0, 9876.0, 12345678.0, 900.0))
-        );
+        assert_eq!(parse_self_stat(stat), Some((250.0, 50.0, 9876.0, 12345678.0, 900.0)));
         assert_eq!(parse_self_stat("garbage"), None);
     }
 

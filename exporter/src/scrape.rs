@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::paths::Paths;
 use fleetwatch_common::expfmt::Family;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,22 +18,9 @@ pub struct Exporter {
 
 /// Which collectors are enabled: registry defaults (or none with `disable_defaults`), then the
 /// config file's `collectors:`, then the `--collector.NAME` / `--no-collector.NAME` flags in order.
-pub fn enabled_names(
-    config: &Config,
-    disable_defaults: bool,
-    flags: &[(String, bool)],
-) -> BTreeSet<&'static str> {
-    let mut on: BTreeSet<&'static str> = REGISTRY
-        .iter()
-        .filter(|s| s.default_enabled && !disable_defaults)
-        .map(|s| s.name)
-        .collect();
-    let toggles = config
-        .collectors
-        .0
-        .iter()
-        .map(|(n, v)| (n.0.as_str(), *v))
-        .chain(flags.iter().map(|(n, v)| (n.as_str(), *v)));
+pub fn enabled_names(config: &Config, disable_defaults: bool, flags: &[(String, bool)]) -> BTreeSet<&'static str> {
+    let mut on: BTreeSet<&'static str> = REGISTRY.iter().filter(|s| s.default_enabled && !disable_defaults).map(|s| s.name).collect();
+    let toggles = config.collectors.0.iter().map(|(n, v)| (n.0.as_str(), *v)).chain(flags.iter().map(|(n, v)| (n.as_str(), *v)));
     for (name, enable) in toggles {
         if let Some(spec) = REGISTRY.iter().find(|s| s.name == name) {
             if enable {
@@ -47,17 +35,8 @@ pub fn enabled_names(
 
 impl Exporter {
     /// Builds the named collectors. A constructor error is reported as a config-time error.
-    pub fn build(
-        names: &BTreeSet<&'static str>,
-        paths: &Paths,
-        config: &Config,
-        shared: &Arc<Shared>,
-    ) -> Result<Exporter, String> {
-        let ctx = Context {
-            paths,
-            config,
-            shared,
-        };
+    pub fn build(names: &BTreeSet<&'static str>, paths: &Paths, config: &Config, shared: &Arc<Shared>) -> Result<Exporter, String> {
+        let ctx = Context { paths, config, shared };
         let mut collectors = Vec::new();
         for spec in REGISTRY.iter().filter(|s| names.contains(s.name)) {
             let c = (spec.build)(&ctx).map_err(|e| format!("collector {}: {e}", spec.name))?;
@@ -71,11 +50,7 @@ impl Exporter {
     }
 
     /// Picks collectors by node_exporter's `collect[]` / `exclude[]` parameters.
-    pub fn select(
-        &self,
-        collect: &[String],
-        exclude: &[String],
-    ) -> Result<Vec<&'static str>, String> {
+    pub fn select(&self, collect: &[String], exclude: &[String]) -> Result<Vec<&'static str>, String> {
         if !collect.is_empty() && !exclude.is_empty() {
             return Err("collect[] and exclude[] cannot be combined".to_string());
         }
@@ -87,47 +62,40 @@ impl Exporter {
         }
         Ok(names
             .into_iter()
-            .filter(|n| {
-                (collect.is_empty() || collect.iter().any(|c| c == n))
-                    && !exclude.iter().any(|e| e == n)
-            })
+            .filter(|n| (collect.is_empty() || collect.iter().any(|c| c == n)) && !exclude.iter().any(|e| e == n))
             .collect())
     }
 
     /// Runs the chosen collectors concurrently and returns the merged families, including the
-    /// per-collector duration and success families.
+    /// per-collector duration and success families. The collectors are shared out among as many
+    /// blocking workers as there are CPUs (at most one per collector): concurrency where it
+    /// helps, without a thread hand-off per collector.
     pub async fn scrape(&self, chosen: &[&'static str]) -> Vec<Family> {
-        let mut tasks = Vec::new();
-        for (name, c) in self.collectors.iter().filter(|(n, _)| chosen.contains(n)) {
-            let (name, c) = (*name, c.clone());
-            tasks.push((
-                name,
-                tokio::task::spawn_blocking(move || run_one(name, c.as_ref())),
-            ));
-        }
-        let mut results = Vec::new();
-        for (name, task) in tasks {
-            results.push(task.await.unwrap_or_else(|e| {
-                tracing::error!(collector = name, err = %e, "collector panicked");
-                Run {
-                    name,
-                    seconds: 0.0,
-                    ok: false,
-                    families: vec![],
+        let jobs: Arc<Vec<(&'static str, Arc<dyn Collector>)>> =
+            Arc::new(self.collectors.iter().filter(|(n, _)| chosen.contains(n)).map(|(n, c)| (*n, c.clone())).collect());
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut workers = Vec::new();
+        for _ in 0..cores.min(jobs.len()) {
+            let (jobs, next) = (jobs.clone(), next.clone());
+            workers.push(tokio::task::spawn_blocking(move || {
+                let mut done = Vec::new();
+                while let Some((name, c)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    done.push(run_one(name, c.as_ref()));
                 }
+                done
             }));
         }
-        assemble(results)
-    }
-
-    /// The same as `scrape`, sequentially on the calling thread (tests and tools).
-    pub fn scrape_blocking(&self) -> Vec<Family> {
-        assemble(
-            self.collectors
-                .iter()
-                .map(|(n, c)| run_one(n, c.as_ref()))
-                .collect(),
-        )
+        let mut runs = Vec::new();
+        for w in workers {
+            match w.await {
+                Ok(done) => runs.extend(done),
+                Err(e) => tracing::error!(err = %e, "scrape worker failed"),
+            }
+        }
+        let order = |name: &str| jobs.iter().position(|(n, _)| *n == name);
+        runs.sort_by_key(|r| order(r.name));
+        assemble(runs)
     }
 }
 
@@ -138,31 +106,31 @@ struct Run {
     families: Vec<Family>,
 }
 
+/// Runs one collector; a panic inside it is contained and reported like any failure.
 fn run_one(name: &'static str, c: &dyn Collector) -> Run {
     let start = Instant::now();
     let mut families = Vec::new();
-    let result = c.collect(&mut families);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.collect(&mut families)));
     let seconds = start.elapsed().as_secs_f64();
-    if let Err(e) = &result {
-        tracing::error!(collector = name, duration_seconds = seconds, err = %e, "collector failed");
-    }
-    Run {
-        name,
-        seconds,
-        ok: result.is_ok(),
-        families,
-    }
+    let ok = match result {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::error!(collector = name, duration_seconds = seconds, err = %e, "collector failed");
+            false
+        }
+        Err(_) => {
+            tracing::error!(collector = name, "collector panicked");
+            families.clear();
+            false
+        }
+    };
+    Run { name, seconds, ok, families }
 }
 
 fn assemble(runs: Vec<Run>) -> Vec<Family> {
-    let mut duration = Family::gauge(
-        "fleetwatch_exporter_scrape_collector_duration_seconds",
-        "fleetwatch_exporter: Duration of a collector scrape.",
-    );
-    let mut success = Family::gauge(
-        "fleetwatch_exporter_scrape_collector_success",
-        "fleetwatch_exporter: Whether a collector succeeded.",
-    );
+    let mut duration =
+        Family::gauge("fleetwatch_exporter_scrape_collector_duration_seconds", "fleetwatch_exporter: Duration of a collector scrape.");
+    let mut success = Family::gauge("fleetwatch_exporter_scrape_collector_success", "fleetwatch_exporter: Whether a collector succeeded.");
     let mut all = Vec::new();
     for r in runs {
         duration.add(&[("collector", r.name)], r.seconds);
@@ -185,10 +153,7 @@ pub fn merge(mut families: Vec<Family>) -> Vec<Family> {
                 if last.kind() == f.kind() {
                     last.absorb(f);
                 } else {
-                    tracing::error!(
-                        metric = f.name(),
-                        "metric exported twice with different types; dropping the second"
-                    );
+                    tracing::error!(metric = f.name(), "metric exported twice with different types; dropping the second");
                 }
             }
             _ => out.push(f),
@@ -208,15 +173,8 @@ mod tests {
     #[test]
     fn enablement_follows_defaults_config_then_flags() {
         let mut cfg = Config::default();
-        cfg.collectors.0 = BTreeMap::from([
-            (CollectorName("uname".into()), false),
-            (CollectorName("cpu".into()), true),
-        ]);
-        let on = enabled_names(
-            &cfg,
-            true,
-            &[("meminfo".to_string(), true), ("cpu".to_string(), false)],
-        );
+        cfg.collectors.0 = BTreeMap::from([(CollectorName("uname".into()), false), (CollectorName("cpu".into()), true)]);
+        let on = enabled_names(&cfg, true, &[("meminfo".to_string(), true), ("cpu".to_string(), false)]);
         assert_eq!(on.into_iter().collect::<Vec<_>>(), vec!["meminfo"]);
         let on = enabled_names(&cfg, false, &[]);
         assert!(on.contains("cpu") && !on.contains("uname"));
@@ -240,26 +198,16 @@ mod tests {
 
     #[tokio::test]
     async fn failing_and_panicking_collectors_do_not_fail_the_scrape() {
-        let e = Exporter {
-            collectors: vec![("fails", Arc::new(Fails)), ("panics", Arc::new(Panics))],
-        };
+        let e = Exporter { collectors: vec![("fails", Arc::new(Fails)), ("panics", Arc::new(Panics))] };
         let out = encode(&e.scrape(&["fails", "panics"]).await, Format::Text);
-        assert!(
-            out.contains("fleetwatch_exporter_scrape_collector_success{collector=\"fails\"} 0\n"),
-            "{out}"
-        );
-        assert!(
-            out.contains("fleetwatch_exporter_scrape_collector_success{collector=\"panics\"} 0\n"),
-            "{out}"
-        );
+        assert!(out.contains("fleetwatch_exporter_scrape_collector_success{collector=\"fails\"} 0\n"), "{out}");
+        assert!(out.contains("fleetwatch_exporter_scrape_collector_success{collector=\"panics\"} 0\n"), "{out}");
         assert!(out.contains("partial 1\n"));
     }
 
     #[test]
     fn select_follows_node_exporter_rules() {
-        let e = Exporter {
-            collectors: vec![("a", Arc::new(Fails)), ("b", Arc::new(Fails))],
-        };
+        let e = Exporter { collectors: vec![("a", Arc::new(Fails)), ("b", Arc::new(Fails))] };
         assert_eq!(e.select(&["b".into()], &[]).unwrap(), vec!["b"]);
         assert_eq!(e.select(&[], &["b".into()]).unwrap(), vec!["a"]);
         assert!(e.select(&["zz".into()], &[]).is_err());

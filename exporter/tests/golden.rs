@@ -4,9 +4,7 @@
 
 use fleetwatch_common::expfmt::{encode, parse_text, Family, Format};
 use fleetwatch_exporter::collector::filesystem::{Filesystem, FsStats};
-use fleetwatch_exporter::collector::{
-    cpu, diskstats, loadavg, meminfo, netdev, pressure, stat, textfile, Collector, Context, Shared,
-};
+use fleetwatch_exporter::collector::{cpu, diskstats, loadavg, meminfo, netdev, pressure, stat, textfile, Collector, Context, Shared};
 use fleetwatch_exporter::config::Config;
 use fleetwatch_exporter::paths::Paths;
 use fleetwatch_exporter::scrape::merge;
@@ -24,13 +22,7 @@ fn fake_statfs(p: &Path) -> std::io::Result<FsStats> {
         return Err(std::io::Error::from_raw_os_error(libc_estale()));
     }
     let n = p.as_os_str().len() as f64;
-    Ok(FsStats {
-        size: n * 1e9,
-        free: n * 4e8,
-        avail: n * 3e8,
-        files: n * 1e5,
-        files_free: n * 9e4,
-    })
+    Ok(FsStats { size: n * 1e9, free: n * 4e8, avail: n * 3e8, files: n * 1e5, files_free: n * 9e4 })
 }
 
 fn libc_estale() -> i32 {
@@ -41,34 +33,19 @@ fn collect_fixture() -> Vec<Family> {
     let dir = fixtures().join("host");
     let fixed = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     for f in ["backup.prom", "broken.prom"] {
-        let file = std::fs::File::options()
-            .append(true)
-            .open(dir.join("textfile").join(f))
-            .unwrap();
+        let file = std::fs::File::options().append(true).open(dir.join("textfile").join(f)).unwrap();
         file.set_modified(fixed).unwrap();
     }
     let paths = Paths::under(&dir);
     let mut config = Config::default();
     config.textfile.directory = Some(dir.join("textfile"));
     let shared = Arc::new(Shared::default());
-    let ctx = Context {
-        paths: &paths,
-        config: &config,
-        shared: &shared,
-    };
-    let mut collectors: Vec<Box<dyn Collector>> = [
-        cpu::build,
-        diskstats::build,
-        loadavg::build,
-        meminfo::build,
-        netdev::build,
-        pressure::build,
-        stat::build,
-        textfile::build,
-    ]
-    .iter()
-    .map(|build| build(&ctx).unwrap())
-    .collect();
+    let ctx = Context { paths: &paths, config: &config, shared: &shared };
+    let mut collectors: Vec<Box<dyn Collector>> =
+        [cpu::build, diskstats::build, loadavg::build, meminfo::build, netdev::build, pressure::build, stat::build, textfile::build]
+            .iter()
+            .map(|build| build(&ctx).unwrap())
+            .collect();
     collectors.push(Box::new(Filesystem::new(&ctx, Arc::new(fake_statfs))));
     let mut families = Vec::new();
     for c in &collectors {
@@ -83,8 +60,7 @@ fn check(name: &str, actual: &str) {
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (regenerate with UPDATE_GOLDEN=1)", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (regenerate with UPDATE_GOLDEN=1)", path.display()));
     if expected != actual {
         let diff: Vec<String> = expected
             .lines()
@@ -94,7 +70,12 @@ fn check(name: &str, actual: &str) {
             .take(10)
             .map(|(i, (e, a))| format!("line {}:\n  want {e}\n  got  {a}", i + 1))
             .collect();
-        panic!("{name} differs ({} vs {} lines):\n{}\n(regenerate with UPDATE_GOLDEN=1 if the change is intended)", expected.lines().count(), actual.lines().count(), diff.join("\n"));
+        panic!(
+            "{name} differs ({} vs {} lines):\n{}\n(regenerate with UPDATE_GOLDEN=1 if the change is intended)",
+            expected.lines().count(),
+            actual.lines().count(),
+            diff.join("\n")
+        );
     }
 }
 
@@ -104,10 +85,7 @@ fn host_collectors_match_golden_text_and_openmetrics() {
     let text = encode(&families, Format::Text);
     parse_text(&text).expect("our own output parses");
     check("golden.prom", &text);
-    check(
-        "golden.om",
-        &encode(&families, Format::OpenMetrics { v1: true }),
-    );
+    check("golden.om", &encode(&families, Format::OpenMetrics { v1: true }));
 }
 
 #[test]
@@ -118,9 +96,7 @@ fn fixture_covers_the_interesting_cases() {
     assert!(text.contains("node_disk_reads_completed_total{device=\"nvme0n1\"} 5000"));
     for skipped in ["nvme0n1p1", "loop0", "sda1"] {
         assert!(
-            !text.lines().any(
-                |l| l.starts_with("node_disk_") && l.contains(&format!("device=\"{skipped}\""))
-            ),
+            !text.lines().any(|l| l.starts_with("node_disk_") && l.contains(&format!("device=\"{skipped}\""))),
             "{skipped} not skipped"
         );
     }
@@ -131,27 +107,15 @@ fn fixture_covers_the_interesting_cases() {
     assert!(text.contains("node_disk_io_time_seconds_total{device=\"dm-0\"} 0.035"));
     assert!(!text.contains("node_disk_discards_completed_total{device=\"dm-0\"}"));
     // Sectors are 512 bytes; milliseconds become seconds.
-    assert!(has(
-        "node_disk_read_bytes_total{device=\"nvme0n1\"} 40960000"
-    ));
-    assert!(has(
-        "node_disk_read_time_seconds_total{device=\"nvme0n1\"} 0.9"
-    ));
+    assert!(has("node_disk_read_bytes_total{device=\"nvme0n1\"} 40960000"));
+    assert!(has("node_disk_read_time_seconds_total{device=\"nvme0n1\"} 0.9"));
     // Escaped mount points, read-only flags, excluded fs types, and a failing statfs.
     assert!(has("node_filesystem_readonly{device=\"/dev/mapper/vg-data\",fstype=\"xfs\",mountpoint=\"/srv/my data\"} 1"));
     assert!(has("node_filesystem_device_error{device=\"server:/export\",fstype=\"nfs4\",mountpoint=\"/mnt/nfs\"} 1"));
     assert!(!text.contains("node_filesystem_size_bytes{device=\"server:/export\""));
-    assert!(
-        !text.contains("fstype=\"overlay\"")
-            && !text.contains("fstype=\"cgroup\"")
-            && !text.contains("mountpoint=\"/proc\"")
-    );
+    assert!(!text.contains("fstype=\"overlay\"") && !text.contains("fstype=\"cgroup\"") && !text.contains("mountpoint=\"/proc\""));
     // Textfile: the good file is exported, the broken one flagged.
-    assert!(has(
-        "backup_last_success_timestamp_seconds{target=\"db\"} 1700000000"
-    ));
-    assert!(has(
-        "node_textfile_mtime_seconds{file=\"backup.prom\"} 1700000000"
-    ));
+    assert!(has("backup_last_success_timestamp_seconds{target=\"db\"} 1700000000"));
+    assert!(has("node_textfile_mtime_seconds{file=\"backup.prom\"} 1700000000"));
     assert!(has("node_textfile_scrape_error 1"));
 }

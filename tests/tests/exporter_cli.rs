@@ -11,9 +11,8 @@ fn check(config: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("exporter.yml");
     std::fs::write(&path, config).unwrap();
-    let (code, out, err) = run(Command::new(bin("fleetwatch-exporter"))
-        .arg(format!("--config.file={}", path.display()))
-        .arg("--config.check"));
+    let (code, out, err) =
+        run(Command::new(bin("fleetwatch-exporter")).arg(format!("--config.file={}", path.display())).arg("--config.check"));
     (code, out, err.replace(&path.display().to_string(), "FILE"))
 }
 
@@ -25,30 +24,18 @@ fn config_check_accepts_good_and_locates_bad_files() {
 
     let (code, _, err) = check("filesystem:\n  mount_timeout: 5s\n  mount_timeuot: 1s\n");
     assert_eq!(code, 1);
-    assert!(
-        err.contains("FILE:3:") && err.contains("mount_timeuot"),
-        "{err}"
-    );
+    assert!(err.contains("FILE:3:") && err.contains("mount_timeuot"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
 
     let (code, _, err) = check("diskstats:\n  device_exclude: \"[\"\n");
     assert_eq!(code, 1);
-    assert!(
-        err.contains("FILE:2:")
-            && err.contains("diskstats.device_exclude")
-            && err.contains("invalid regex"),
-        "{err}"
-    );
+    assert!(err.contains("FILE:2:") && err.contains("diskstats.device_exclude") && err.contains("invalid regex"), "{err}");
 
     let (code, _, err) = check("textfile:\n  directory: ${FLEETWATCH_SURELY_UNSET}\n");
     assert_eq!(code, 1);
-    assert!(
-        err.contains("FILE:2:") && err.contains("FLEETWATCH_SURELY_UNSET"),
-        "{err}"
-    );
+    assert!(err.contains("FILE:2:") && err.contains("FLEETWATCH_SURELY_UNSET"), "{err}");
 
-    let (code, _, err) = run(Command::new(bin("fleetwatch-exporter"))
-        .args(["--config.file=/nonexistent/exporter.yml", "--config.check"]));
+    let (code, _, err) = run(Command::new(bin("fleetwatch-exporter")).args(["--config.file=/nonexistent/exporter.yml", "--config.check"]));
     assert_eq!(code, 1);
     assert!(err.contains("/nonexistent/exporter.yml"), "{err}");
 }
@@ -66,29 +53,21 @@ fn env_variables_expand_in_config() {
         .arg(format!("--config.file={}", cfg.display()));
     let _p = support::Proc::spawn("exporter", &mut cmd);
     support::wait_port(port, "exporter");
-    assert!(get(port, "/metrics", &[])
-        .text()
-        .contains("\nexpanded_ok 1\n"));
+    assert!(get(port, "/metrics", &[]).text().contains("\nexpanded_ok 1\n"));
 }
 
 #[test]
 fn port_in_use_is_one_clear_line_and_exit_1() {
     let (_p, port) = exporter(&[]);
-    let (code, _, err) = run(Command::new(bin("fleetwatch-exporter"))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}")));
+    let (code, _, err) = run(Command::new(bin("fleetwatch-exporter")).arg(format!("--web.listen-address=127.0.0.1:{port}")));
     assert_eq!(code, 1);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(
-        err.contains(&format!("127.0.0.1:{port}"))
-            && err.to_lowercase().contains("address already in use"),
-        "{err}"
-    );
+    assert!(err.contains(&format!("127.0.0.1:{port}")) && err.to_lowercase().contains("address already in use"), "{err}");
 }
 
 #[test]
 fn bad_flags_exit_nonzero() {
-    let (code, _, err) =
-        run(Command::new(bin("fleetwatch-exporter")).args(["--log.format=xml", "--config.check"]));
+    let (code, _, err) = run(Command::new(bin("fleetwatch-exporter")).args(["--log.format=xml", "--config.check"]));
     assert_eq!(code, 1);
     assert!(err.contains("--log.format"), "{err}");
     let (code, _, _) = run(Command::new(bin("fleetwatch-exporter")).args(["--collector.nosuch"]));
@@ -101,25 +80,17 @@ fn sighup_reloads_config_and_keeps_running_on_a_bad_one() {
     let cfg = dir.path().join("exporter.yml");
     std::fs::write(&cfg, "collectors:\n  uname: true\n").unwrap();
     let (p, port) = exporter(&[&format!("--config.file={}", cfg.display())]);
-    assert!(get(port, "/metrics", &[])
-        .text()
-        .contains("node_uname_info{"));
+    assert!(get(port, "/metrics", &[]).text().contains("node_uname_info{"));
 
     std::fs::write(&cfg, "collectors:\n  uname: false\n").unwrap();
     p.signal(libc::SIGHUP);
     support::eventually(Duration::from_secs(5), "uname collector disabled", || {
-        (!get(port, "/metrics", &[])
-            .text()
-            .contains("node_uname_info{"))
-        .then_some(())
+        (!get(port, "/metrics", &[]).text().contains("node_uname_info{")).then_some(())
     });
 
     std::fs::write(&cfg, "collectors:\n  unamee: true\n").unwrap();
     p.signal(libc::SIGHUP);
     std::thread::sleep(Duration::from_millis(300));
     let body = get(port, "/metrics", &[]).text();
-    assert!(
-        body.contains("node_load1 ") && !body.contains("node_uname_info{"),
-        "the previous config stays in force"
-    );
+    assert!(body.contains("node_load1 ") && !body.contains("node_uname_info{"), "the previous config stays in force");
 }

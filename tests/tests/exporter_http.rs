@@ -9,17 +9,15 @@ use std::process::Command;
 use std::time::Duration;
 use support::{exporter, get, require, run};
 
-const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+const PROMETHEUS_ACCEPT: &str =
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 #[test]
 fn serves_text_openmetrics_and_gzip() {
     let (_p, port) = exporter(&[]);
     let text = get(port, "/metrics", &[]);
     assert_eq!(text.status, 200);
-    assert_eq!(
-        text.header("content-type"),
-        Some("text/plain; version=0.0.4; charset=utf-8")
-    );
+    assert_eq!(text.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
     let body = text.text();
     assert!(body.contains("# TYPE node_cpu_seconds_total counter\n"));
     assert!(body.contains("\nnode_load1 "));
@@ -29,10 +27,7 @@ fn serves_text_openmetrics_and_gzip() {
     assert!(!body.contains("# EOF"));
 
     let om = get(port, "/metrics", &[("Accept", PROMETHEUS_ACCEPT)]);
-    assert_eq!(
-        om.header("content-type"),
-        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
-    );
+    assert_eq!(om.header("content-type"), Some("application/openmetrics-text; version=1.0.0; charset=utf-8"));
     let om_body = om.text();
     assert!(om_body.ends_with("# EOF\n"));
     assert!(om_body.contains("# TYPE node_cpu_seconds counter\n"));
@@ -41,9 +36,7 @@ fn serves_text_openmetrics_and_gzip() {
     let gz = get(port, "/metrics", &[("Accept-Encoding", "gzip")]);
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
     let mut plain = String::new();
-    flate2::read::GzDecoder::new(&gz.body[..])
-        .read_to_string(&mut plain)
-        .unwrap();
+    flate2::read::GzDecoder::new(&gz.body[..]).read_to_string(&mut plain).unwrap();
     assert!(plain.contains("# TYPE node_load1 gauge"));
 
     assert_eq!(get(port, "/healthz", &[]).status, 200);
@@ -62,10 +55,7 @@ fn collect_and_exclude_filter_collectors() {
     let without = get(port, "/metrics?exclude[]=cpu", &[]).text();
     assert!(!without.contains("node_cpu_seconds_total") && without.contains("node_load1 "));
     assert_eq!(get(port, "/metrics?collect[]=nosuch", &[]).status, 400);
-    assert_eq!(
-        get(port, "/metrics?collect[]=cpu&exclude[]=uname", &[]).status,
-        400
-    );
+    assert_eq!(get(port, "/metrics?collect[]=cpu&exclude[]=uname", &[]).status, 400);
 }
 
 /// A procfs whose `stat` is a FIFO: a scrape of the cpu collector blocks until we write to it.
@@ -78,39 +68,20 @@ fn answers_503_beyond_max_requests() {
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     let procfs = format!("--path.procfs={}", proc_dir.display());
-    let (_p, port) = exporter(&[
-        "--web.max-requests=1",
-        "--collector.disable-defaults",
-        "--collector.cpu",
-        &procfs,
-    ]);
+    let (_p, port) = exporter(&["--web.max-requests=1", "--collector.disable-defaults", "--collector.cpu", &procfs]);
 
     let blocked = std::thread::spawn(move || get(port, "/metrics", &[]));
     std::thread::sleep(Duration::from_millis(300));
     let started = std::time::Instant::now();
     let rejected = get(port, "/metrics", &[]);
     assert_eq!(rejected.status, 503);
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "503 must be immediate"
-    );
-    assert_eq!(
-        get(port, "/healthz", &[]).status,
-        200,
-        "other routes are not limited"
-    );
+    assert!(started.elapsed() < Duration::from_secs(1), "503 must be immediate");
+    assert_eq!(get(port, "/healthz", &[]).status, 200, "other routes are not limited");
 
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&fifo)
-        .unwrap()
-        .write_all(b"cpu0 100 0 100 100 0 0 0 0 0 0\n")
-        .unwrap();
+    std::fs::OpenOptions::new().write(true).open(&fifo).unwrap().write_all(b"cpu0 100 0 100 100 0 0 0 0 0 0\n").unwrap();
     let first = blocked.join().unwrap();
     assert_eq!(first.status, 200);
-    assert!(first
-        .text()
-        .contains("node_cpu_seconds_total{cpu=\"0\",mode=\"user\"} 1\n"));
+    assert!(first.text().contains("node_cpu_seconds_total{cpu=\"0\",mode=\"user\"} 1\n"));
 }
 
 struct Pki {
@@ -125,21 +96,15 @@ impl Pki {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(vec![]).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "fleetwatch test CA");
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "fleetwatch test CA");
         let ca = ca_params.self_signed(&ca_key).unwrap();
         let mut server_params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        server_params
-            .subject_alt_names
-            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        server_params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
         let server_key = KeyPair::generate().unwrap();
         let server = server_params.signed_by(&server_key, &ca, &ca_key).unwrap();
         let client_key = KeyPair::generate().unwrap();
         let mut client_params = CertificateParams::new(vec![]).unwrap();
-        client_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "scraper");
+        client_params.distinguished_name.push(rcgen::DnType::CommonName, "scraper");
         let client = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
         for (name, pem) in [
             ("ca.pem", ca.pem()),
@@ -159,9 +124,7 @@ impl Pki {
 }
 
 fn curl(args: &[&str]) -> (i32, String) {
-    let (code, out, err) = run(Command::new("curl")
-        .args(["-s", "-S", "--max-time", "10"])
-        .args(args));
+    let (code, out, err) = run(Command::new("curl").args(["-s", "-S", "--max-time", "10"]).args(args));
     (code, format!("{out}{err}"))
 }
 
@@ -172,15 +135,8 @@ fn tls_with_server_and_client_certificates() {
     }
     let pki = Pki::new();
     let web = pki.dir.path().join("web.yml");
-    std::fs::write(
-        &web,
-        format!(
-            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
-            pki.path("server.pem"),
-            pki.path("server.key")
-        ),
-    )
-    .unwrap();
+    std::fs::write(&web, format!("tls_server_config:\n  cert_file: {}\n  key_file: {}\n", pki.path("server.pem"), pki.path("server.key")))
+        .unwrap();
     let (_p, port) = exporter(&[&format!("--web.config.file={}", web.display())]);
     let url = format!("https://127.0.0.1:{port}/metrics");
     let (code, out) = curl(&["--cacert", &pki.path("ca.pem"), &url]);
@@ -207,15 +163,7 @@ fn tls_with_server_and_client_certificates() {
     let url2 = format!("https://127.0.0.1:{port2}/metrics");
     let (code, _) = curl(&["--cacert", &pki.path("ca.pem"), &url2]);
     assert_ne!(code, 0, "no client certificate must fail");
-    let (code, out) = curl(&[
-        "--cacert",
-        &pki.path("ca.pem"),
-        "--cert",
-        &pki.path("client.pem"),
-        "--key",
-        &pki.path("client.key"),
-        &url2,
-    ]);
+    let (code, out) = curl(&["--cacert", &pki.path("ca.pem"), "--cert", &pki.path("client.pem"), "--key", &pki.path("client.key"), &url2]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("node_load1 "));
     let (code, _) = curl(&[
@@ -234,10 +182,7 @@ fn tls_with_server_and_client_certificates() {
 
 fn basic(user: &str, pass: &str) -> String {
     use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
 }
 
 #[test]
@@ -248,55 +193,20 @@ fn basic_auth_and_web_config_reload() {
     std::fs::write(&web, format!("basic_auth_users:\n  prometheus: {hash}\n")).unwrap();
     let (_p, port) = exporter(&[&format!("--web.config.file={}", web.display())]);
     assert_eq!(get(port, "/metrics", &[]).status, 401);
-    let wrong = get(
-        port,
-        "/metrics",
-        &[("Authorization", &basic("prometheus", "nope"))],
-    );
+    let wrong = get(port, "/metrics", &[("Authorization", &basic("prometheus", "nope"))]);
     assert_eq!(wrong.status, 401);
     assert_eq!(wrong.header("www-authenticate"), Some("Basic"));
-    assert_eq!(
-        get(
-            port,
-            "/metrics",
-            &[("Authorization", &basic("other", "s3cret"))]
-        )
-        .status,
-        401
-    );
-    let ok = get(
-        port,
-        "/metrics",
-        &[("Authorization", &basic("prometheus", "s3cret"))],
-    );
+    assert_eq!(get(port, "/metrics", &[("Authorization", &basic("other", "s3cret"))]).status, 401);
+    let ok = get(port, "/metrics", &[("Authorization", &basic("prometheus", "s3cret"))]);
     assert_eq!(ok.status, 200);
     assert!(ok.text().contains("node_load1 "));
 
     // A changed file is picked up without a restart.
     let new_hash = bcrypt::hash("rotated", 4).unwrap();
     std::thread::sleep(Duration::from_millis(1100));
-    std::fs::write(
-        &web,
-        format!("basic_auth_users:\n  prometheus: {new_hash}\n"),
-    )
-    .unwrap();
+    std::fs::write(&web, format!("basic_auth_users:\n  prometheus: {new_hash}\n")).unwrap();
     support::eventually(Duration::from_secs(5), "new password accepted", || {
-        (get(
-            port,
-            "/metrics",
-            &[("Authorization", &basic("prometheus", "rotated"))],
-        )
-        .status
-            == 200)
-            .then_some(())
+        (get(port, "/metrics", &[("Authorization", &basic("prometheus", "rotated"))]).status == 200).then_some(())
     });
-    assert_eq!(
-        get(
-            port,
-            "/metrics",
-            &[("Authorization", &basic("prometheus", "s3cret"))]
-        )
-        .status,
-        401
-    );
+    assert_eq!(get(port, "/metrics", &[("Authorization", &basic("prometheus", "s3cret"))]).status, 401);
 }

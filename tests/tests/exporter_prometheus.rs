@@ -35,37 +35,21 @@ fn promtool_lint(body: &str) -> (i32, Vec<String>) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        out.status.code().unwrap_or(-1),
-        text.lines().map(str::to_string).collect(),
-    )
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text.lines().map(str::to_string).collect())
 }
 
 #[test]
 fn promtool_finds_no_lint_problem_node_exporter_does_not_have() {
-    if !require("promtool", "promtool_check_metrics")
-        || !require("prometheus-node-exporter", "promtool_check_metrics")
-    {
+    if !require("promtool", "promtool_check_metrics") || !require("prometheus-node-exporter", "promtool_check_metrics") {
         return;
     }
     let (_ours, port) = exporter(&SAME_COLLECTORS);
     let ne_port = free_port();
     let mut cmd = Command::new("prometheus-node-exporter");
-    cmd.arg(format!("--web.listen-address=127.0.0.1:{ne_port}"))
-        .args(SAME_COLLECTORS)
-        .stderr(Stdio::null());
+    cmd.arg(format!("--web.listen-address=127.0.0.1:{ne_port}")).args(SAME_COLLECTORS).stderr(Stdio::null());
     let _ne = Proc::spawn("node_exporter", &mut cmd);
     wait_port(ne_port, "node_exporter");
 
@@ -74,10 +58,7 @@ fn promtool_finds_no_lint_problem_node_exporter_does_not_have() {
     let (_, theirs) = promtool_lint(&get(ne_port, "/metrics", &[]).text());
     let theirs: BTreeSet<String> = theirs.into_iter().collect();
     let extra: Vec<&String> = ours.iter().filter(|l| !theirs.contains(*l)).collect();
-    assert!(
-        extra.is_empty(),
-        "lint problems node_exporter does not have: {extra:#?}"
-    );
+    assert!(extra.is_empty(), "lint problems node_exporter does not have: {extra:#?}");
 }
 
 struct Prometheus {
@@ -94,31 +75,19 @@ impl Prometheus {
         let port = free_port();
         let mut cmd = Command::new("prometheus");
         cmd.arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let proc = Proc::spawn("prometheus", &mut cmd);
         wait_port(port, "prometheus");
-        Prometheus {
-            _proc: proc,
-            port,
-            _dir: dir,
-        }
+        Prometheus { _proc: proc, port, _dir: dir }
     }
 
     /// Runs an instant query and returns the result vector (or scalar as one element).
     fn query(&self, q: &str) -> Vec<Value> {
-        let resp = get(
-            self.port,
-            &format!("/api/v1/query?query={}", urlencode(q)),
-            &[],
-        );
-        let v: Value = serde_json::from_slice(&resp.body)
-            .unwrap_or_else(|e| panic!("bad JSON for {q}: {e}: {}", resp.text()));
+        let resp = get(self.port, &format!("/api/v1/query?query={}", urlencode(q)), &[]);
+        let v: Value = serde_json::from_slice(&resp.body).unwrap_or_else(|e| panic!("bad JSON for {q}: {e}: {}", resp.text()));
         assert_eq!(v["status"], "success", "query {q} failed: {v}");
         match &v["data"]["result"] {
             Value::Array(a) => a.clone(),
@@ -131,11 +100,7 @@ impl Prometheus {
 fn dashboard_queries(v: &Value, title: &str, out: &mut Vec<(String, String)>) {
     match v {
         Value::Object(map) => {
-            let title = map
-                .get("title")
-                .and_then(Value::as_str)
-                .unwrap_or(title)
-                .to_string();
+            let title = map.get("title").and_then(Value::as_str).unwrap_or(title).to_string();
             if let Some(expr) = map.get("expr").and_then(Value::as_str) {
                 out.push((title.clone(), expr.to_string()));
             }
@@ -177,22 +142,13 @@ fn prometheus_scrapes_exporter_and_every_dashboard_query_has_data() {
     let mut empty = Vec::new();
     let mut checked = 0;
     let dir = support::repo_root().join("dashboards");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
+    let mut files: Vec<_> =
+        std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
     files.sort();
-    assert!(
-        !files.is_empty(),
-        "no dashboards found in {}",
-        dir.display()
-    );
+    assert!(!files.is_empty(), "no dashboards found in {}", dir.display());
     for file in files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        let json: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let json: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut queries = Vec::new();
         dashboard_queries(&json["panels"], "", &mut queries);
         assert!(!queries.is_empty(), "{name} has no queries");
@@ -203,25 +159,13 @@ fn prometheus_scrapes_exporter_and_every_dashboard_query_has_data() {
                 .replace("$job", "fleetwatch")
                 .replace("${instance}", &instance)
                 .replace("$instance", &instance);
-            assert!(
-                !q.contains('$'),
-                "{name} / {title}: unsubstituted variable in {expr}"
-            );
+            assert!(!q.contains('$'), "{name} / {title}: unsubstituted variable in {expr}");
             checked += 1;
-            if prom.query(&q).is_empty()
-                && !MAY_BE_EMPTY
-                    .iter()
-                    .any(|(f, frag, _)| *f == name && expr.contains(frag))
-            {
+            if prom.query(&q).is_empty() && !MAY_BE_EMPTY.iter().any(|(f, frag, _)| *f == name && expr.contains(frag)) {
                 empty.push(format!("{name} / {title}: {expr}"));
             }
         }
     }
-    assert!(
-        empty.is_empty(),
-        "{} of {checked} dashboard queries returned nothing:\n{}",
-        empty.len(),
-        empty.join("\n")
-    );
+    assert!(empty.is_empty(), "{} of {checked} dashboard queries returned nothing:\n{}", empty.len(), empty.join("\n"));
     eprintln!("{checked} dashboard queries returned data");
 }

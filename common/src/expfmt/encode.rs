@@ -50,12 +50,8 @@ impl Format {
     pub fn content_type(self) -> &'static str {
         match self {
             Format::Text => "text/plain; version=0.0.4; charset=utf-8",
-            Format::OpenMetrics { v1: true } => {
-                "application/openmetrics-text; version=1.0.0; charset=utf-8"
-            }
-            Format::OpenMetrics { v1: false } => {
-                "application/openmetrics-text; version=0.0.1; charset=utf-8"
-            }
+            Format::OpenMetrics { v1: true } => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::OpenMetrics { v1: false } => "application/openmetrics-text; version=0.0.1; charset=utf-8",
         }
     }
 }
@@ -112,13 +108,7 @@ pub struct Family {
 
 impl Family {
     pub fn new(name: impl Into<String>, help: impl Into<String>, kind: MetricType) -> Family {
-        Family {
-            name: name.into(),
-            help: help.into(),
-            kind,
-            body: String::new(),
-            samples: 0,
-        }
+        Family { name: name.into(), help: help.into(), kind, body: String::new(), samples: 0 }
     }
 
     pub fn counter(name: impl Into<String>, help: impl Into<String>) -> Family {
@@ -160,12 +150,7 @@ impl Family {
     }
 
     /// Adds a sample whose name is the family name plus `suffix` (`_bucket`, `_sum`, `_count`).
-    pub fn add_with_suffix(
-        &mut self,
-        suffix: &str,
-        labels: &[(&str, &str)],
-        value: f64,
-    ) -> &mut Self {
+    pub fn add_with_suffix(&mut self, suffix: &str, labels: &[(&str, &str)], value: f64) -> &mut Self {
         self.body.push_str(&self.name);
         self.body.push_str(suffix);
         if !labels.is_empty() {
@@ -242,10 +227,7 @@ fn push_help(out: &mut String, help: &str, escape_quotes: bool) {
 
 /// Encodes families (already sorted and de-duplicated by the caller) in `format`.
 pub fn encode(families: &[Family], format: Format) -> String {
-    let size: usize = families
-        .iter()
-        .map(|f| f.body.len() + f.help.len() + 2 * f.name.len() + 32)
-        .sum();
+    let size: usize = families.iter().map(|f| f.body.len() + f.help.len() + 2 * f.name.len() + 32).sum();
     let mut out = String::with_capacity(size + 8);
     for f in families.iter().filter(|f| !f.is_empty()) {
         match format {
@@ -293,25 +275,13 @@ mod tests {
 
     #[test]
     fn negotiates_like_prometheus_expects() {
-        assert_eq!(
-            negotiate(Some(PROMETHEUS_ACCEPT)),
-            Format::OpenMetrics { v1: true }
-        );
-        assert_eq!(
-            negotiate(Some("application/openmetrics-text;version=0.0.1")),
-            Format::OpenMetrics { v1: false }
-        );
+        assert_eq!(negotiate(Some(PROMETHEUS_ACCEPT)), Format::OpenMetrics { v1: true });
+        assert_eq!(negotiate(Some("application/openmetrics-text;version=0.0.1")), Format::OpenMetrics { v1: false });
         assert_eq!(negotiate(Some("text/plain;version=0.0.4")), Format::Text);
         assert_eq!(negotiate(Some("*/*")), Format::Text);
         assert_eq!(negotiate(None), Format::Text);
-        assert_eq!(
-            negotiate(Some("text/plain,application/openmetrics-text;q=0.5")),
-            Format::Text
-        );
-        assert_eq!(
-            negotiate(Some("application/openmetrics-text;version=9.9.9")),
-            Format::Text
-        );
+        assert_eq!(negotiate(Some("text/plain,application/openmetrics-text;q=0.5")), Format::Text);
+        assert_eq!(negotiate(Some("application/openmetrics-text;version=9.9.9")), Format::Text);
     }
 
     #[test]
@@ -336,10 +306,7 @@ mod tests {
 
     #[test]
     fn text_format_family() {
-        let mut f = Family::counter(
-            "node_cpu_seconds_total",
-            "Seconds the CPUs spent in each mode.",
-        );
+        let mut f = Family::counter("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.");
         f.add(&[("cpu", "0"), ("mode", "idle")], 12.5);
         let mut g = Family::gauge("weird", "a \\ help\nline");
         g.add(&[("v", "a\"b\\c\nd")], 1.0);

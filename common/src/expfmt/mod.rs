@@ -18,6 +18,5 @@ pub fn is_valid_metric_name(name: &str) -> bool {
 /// True when `name` is a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
 pub fn is_valid_label_name(name: &str) -> bool {
     let mut bytes = name.bytes();
-    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'))
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_')) && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }

@@ -40,18 +40,10 @@ struct Builder {
 
 /// Parses a whole text-format exposition.
 pub fn parse_text(input: &str) -> Result<Vec<ParsedFamily>, ParseError> {
-    let mut b = Builder {
-        families: Vec::new(),
-        index: HashMap::new(),
-        typed: HashSet::new(),
-        series: HashSet::new(),
-    };
+    let mut b = Builder { families: Vec::new(), index: HashMap::new(), typed: HashSet::new(), series: HashSet::new() };
     for (i, raw) in input.lines().enumerate() {
         let line = raw.trim_start_matches([' ', '\t']);
-        let err = |message: String| ParseError {
-            line: i + 1,
-            message,
-        };
+        let err = |message: String| ParseError { line: i + 1, message };
         if line.trim().is_empty() {
             continue;
         }
@@ -70,12 +62,7 @@ impl Builder {
         let idx = match self.index.get(name) {
             Some(&i) => i,
             None => {
-                self.families.push(ParsedFamily {
-                    name: name.to_string(),
-                    help: None,
-                    kind: MetricType::Untyped,
-                    samples: Vec::new(),
-                });
+                self.families.push(ParsedFamily { name: name.to_string(), help: None, kind: MetricType::Untyped, samples: Vec::new() });
                 self.index.insert(name.to_string(), self.families.len() - 1);
                 self.families.len() - 1
             }
@@ -84,9 +71,7 @@ impl Builder {
     }
 
     fn comment(&mut self, comment: &str) -> Result<(), String> {
-        let mut parts = comment
-            .trim_start_matches([' ', '\t'])
-            .splitn(3, [' ', '\t']);
+        let mut parts = comment.trim_start_matches([' ', '\t']).splitn(3, [' ', '\t']);
         let keyword = parts.next().unwrap_or("");
         if keyword != "HELP" && keyword != "TYPE" {
             return Ok(());
@@ -105,8 +90,7 @@ impl Builder {
             family.help = Some(help);
             return Ok(());
         }
-        let kind = MetricType::parse(rest.trim_end())
-            .ok_or_else(|| format!("unknown metric type {:?}", rest.trim_end()))?;
+        let kind = MetricType::parse(rest.trim_end()).ok_or_else(|| format!("unknown metric type {:?}", rest.trim_end()))?;
         if !self.typed.insert(name.to_string()) {
             return Err(format!("second TYPE line for metric name {name:?}"));
         }
@@ -123,9 +107,7 @@ impl Builder {
             if let Some(base) = sample_name.strip_suffix(suffix) {
                 if let Some(&i) = self.index.get(base) {
                     let kind = self.families[i].kind;
-                    if kind == MetricType::Histogram
-                        || (kind == MetricType::Summary && suffix != "_bucket")
-                    {
+                    if kind == MetricType::Histogram || (kind == MetricType::Summary && suffix != "_bucket") {
                         return base.to_string();
                     }
                 }
@@ -175,9 +157,7 @@ fn unescape_help(s: &str) -> Result<String, String> {
 }
 
 fn parse_sample_line(line: &str) -> Result<ParsedSample, String> {
-    let name_len = line
-        .find(|c: char| c == '{' || c == ' ' || c == '\t')
-        .unwrap_or(line.len());
+    let name_len = line.find(|c: char| c == '{' || c == ' ' || c == '\t').unwrap_or(line.len());
     let name = &line[..name_len];
     if !is_valid_metric_name(name) {
         return Err(format!("invalid metric name {name:?}"));
@@ -188,26 +168,16 @@ fn parse_sample_line(line: &str) -> Result<ParsedSample, String> {
         rest = parse_labels(after, &mut labels)?;
     }
     let mut fields = rest.split_ascii_whitespace();
-    let value_text = fields
-        .next()
-        .ok_or_else(|| format!("missing value for {name}"))?;
+    let value_text = fields.next().ok_or_else(|| format!("missing value for {name}"))?;
     let value = parse_float(value_text).ok_or_else(|| format!("invalid value {value_text:?}"))?;
     let timestamp_ms = match fields.next() {
-        Some(t) => Some(
-            t.parse::<i64>()
-                .map_err(|_| format!("invalid timestamp {t:?}"))?,
-        ),
+        Some(t) => Some(t.parse::<i64>().map_err(|_| format!("invalid timestamp {t:?}"))?),
         None => None,
     };
     if let Some(extra) = fields.next() {
         return Err(format!("unexpected text {extra:?} after sample"));
     }
-    Ok(ParsedSample {
-        name: name.to_string(),
-        labels,
-        value,
-        timestamp_ms,
-    })
+    Ok(ParsedSample { name: name.to_string(), labels, value, timestamp_ms })
 }
 
 /// Parses `a="b",c="d"}` and returns what follows the closing brace.
@@ -226,9 +196,7 @@ fn parse_labels<'a>(mut s: &'a str, labels: &mut Vec<(String, String)>) -> Resul
             return Err(format!("duplicate label name {name:?}"));
         }
         s = s[eq + 1..].trim_start_matches([' ', '\t']);
-        let body = s
-            .strip_prefix('"')
-            .ok_or_else(|| format!("label value of {name:?} is not quoted"))?;
+        let body = s.strip_prefix('"').ok_or_else(|| format!("label value of {name:?} is not quoted"))?;
         let (value, after) = parse_quoted(body)?;
         labels.push((name.to_string(), value));
         s = after.trim_start_matches([' ', '\t']);
@@ -251,11 +219,7 @@ fn parse_quoted(s: &str) -> Result<(String, &str), String> {
                 Some((_, '\\')) => out.push('\\'),
                 Some((_, '"')) => out.push('"'),
                 Some((_, 'n')) => out.push('\n'),
-                Some((_, other)) => {
-                    return Err(format!(
-                        "invalid escape sequence '\\{other}' in label value"
-                    ))
-                }
+                Some((_, other)) => return Err(format!("invalid escape sequence '\\{other}' in label value")),
                 None => break,
             },
             '\n' => return Err("newline in label value".to_string()),
@@ -271,12 +235,7 @@ pub fn parse_float(s: &str) -> Option<f64> {
         "NaN" | "nan" => Some(f64::NAN),
         "+Inf" | "Inf" | "+inf" | "inf" => Some(f64::INFINITY),
         "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
-        _ if s
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E')) =>
-        {
-            s.parse().ok()
-        }
+        _ if s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E')) => s.parse().ok(),
         _ => None,
     }
 }
@@ -293,10 +252,7 @@ mod tests {
         assert_eq!(fams[0].name, "jobs_done_total");
         assert_eq!(fams[0].help.as_deref(), Some("Jobs done."));
         assert_eq!(fams[0].kind, MetricType::Counter);
-        assert_eq!(
-            fams[0].samples[1].labels,
-            vec![("queue".to_string(), "b".to_string())]
-        );
+        assert_eq!(fams[0].samples[1].labels, vec![("queue".to_string(), "b".to_string())]);
         assert_eq!(fams[0].samples[1].timestamp_ms, Some(1_700_000_000_000));
         assert_eq!(fams[1].kind, MetricType::Untyped);
         assert_eq!(fams[1].samples[0].value, 1.5);

@@ -10,9 +10,7 @@ use std::sync::{Mutex, OnceLock};
 /// unknown users as for known ones.
 fn dummy_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        bcrypt::hash("fleetwatch-unknown-user", bcrypt::DEFAULT_COST).unwrap_or_default()
-    })
+    HASH.get_or_init(|| bcrypt::hash("fleetwatch-unknown-user", bcrypt::DEFAULT_COST).unwrap_or_default())
 }
 
 pub struct BasicAuth {
@@ -23,11 +21,7 @@ pub struct BasicAuth {
 
 impl BasicAuth {
     pub fn new(users: BTreeMap<String, String>) -> Self {
-        BasicAuth {
-            users,
-            verified: Mutex::new(HashSet::new()),
-            hasher: RandomState::new(),
-        }
+        BasicAuth { users, verified: Mutex::new(HashSet::new()), hasher: RandomState::new() }
     }
 
     pub fn enabled(&self) -> bool {
@@ -40,12 +34,7 @@ impl BasicAuth {
             return false;
         };
         let key = self.cache_key(&user, &password);
-        if self
-            .verified
-            .lock()
-            .map(|set| set.contains(&key))
-            .unwrap_or(false)
-        {
+        if self.verified.lock().map(|set| set.contains(&key)).unwrap_or(false) {
             return true;
         }
         let (hash, known) = match self.users.get(&user) {
@@ -75,9 +64,7 @@ fn decode_basic(header: &str) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (user, password) = text.split_once(':')?;
     Some((user.to_string(), password.to_string()))
@@ -88,10 +75,7 @@ mod tests {
     use super::*;
 
     fn header(user: &str, pass: &str) -> String {
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-        )
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
     }
 
     #[test]

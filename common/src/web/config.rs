@@ -74,10 +74,7 @@ pub struct HttpServerConfig {
 
 impl Default for HttpServerConfig {
     fn default() -> Self {
-        HttpServerConfig {
-            http2: true,
-            headers: BTreeMap::new(),
-        }
+        HttpServerConfig { http2: true, headers: BTreeMap::new() }
     }
 }
 

@@ -57,21 +57,14 @@ pub async fn bind(addrs: &[String]) -> Result<Vec<TcpListener>, WebError> {
 }
 
 async fn bind_one(addr: &str) -> Result<TcpListener, WebError> {
-    let bind_err = |source| WebError::Bind {
-        addr: addr.to_string(),
-        source,
-    };
+    let bind_err = |source| WebError::Bind { addr: addr.to_string(), source };
     if let Some(port) = addr.strip_prefix(':') {
-        let port: u16 = port
-            .parse()
-            .map_err(|_| WebError::Address(addr.to_string()))?;
+        let port: u16 = port.parse().map_err(|_| WebError::Address(addr.to_string()))?;
         // All interfaces: the dual-stack wildcard where IPv6 exists, IPv4 otherwise.
         return match TcpListener::bind(SocketAddr::from(([0u16; 8], port))).await {
             Ok(l) => Ok(l),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(bind_err(e)),
-            Err(_) => TcpListener::bind(SocketAddr::from(([0u8; 4], port)))
-                .await
-                .map_err(bind_err),
+            Err(_) => TcpListener::bind(SocketAddr::from(([0u8; 4], port))).await.map_err(bind_err),
         };
     }
     if !addr.contains(':') {
@@ -100,15 +93,7 @@ impl WebState {
     pub fn load(path: Option<&Path>) -> Result<Arc<WebState>, WebError> {
         let (loaded, stamp) = match path {
             Some(p) => load_file(p)?,
-            None => (
-                Loaded {
-                    tls: None,
-                    auth: Arc::new(BasicAuth::new(Default::default())),
-                    headers: vec![],
-                    http2: true,
-                },
-                vec![],
-            ),
+            None => (Loaded { tls: None, auth: Arc::new(BasicAuth::new(Default::default())), headers: vec![], http2: true }, vec![]),
         };
         Ok(Arc::new(WebState {
             path: path.map(Path::to_path_buf),
@@ -167,17 +152,11 @@ fn referenced_files(path: &Path) -> Vec<PathBuf> {
     let Some(tls) = cfg.tls_server_config else {
         return vec![];
     };
-    [tls.cert_file, tls.key_file, tls.client_ca_file]
-        .into_iter()
-        .flatten()
-        .collect()
+    [tls.cert_file, tls.key_file, tls.client_ca_file].into_iter().flatten().collect()
 }
 
 fn file_stamps(path: &Path, others: &[PathBuf]) -> Vec<Option<SystemTime>> {
-    std::iter::once(path)
-        .chain(others.iter().map(PathBuf::as_path))
-        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-        .collect()
+    std::iter::once(path).chain(others.iter().map(PathBuf::as_path)).map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
 }
 
 fn load_file(path: &Path) -> Result<(Loaded, Vec<Option<SystemTime>>), WebError> {
@@ -194,50 +173,22 @@ fn load_file(path: &Path) -> Result<(Loaded, Vec<Option<SystemTime>>), WebError>
     };
     let mut headers = Vec::new();
     for (k, v) in &cfg.http_server_config.headers {
-        let name = hyper::header::HeaderName::try_from(k.as_str())
-            .map_err(|_| WebError::Tls(format!("invalid header name {k:?}")))?;
-        let value = hyper::header::HeaderValue::try_from(v.as_str())
-            .map_err(|_| WebError::Tls(format!("invalid value for header {k:?}")))?;
+        let name = hyper::header::HeaderName::try_from(k.as_str()).map_err(|_| WebError::Tls(format!("invalid header name {k:?}")))?;
+        let value =
+            hyper::header::HeaderValue::try_from(v.as_str()).map_err(|_| WebError::Tls(format!("invalid value for header {k:?}")))?;
         headers.push((name, value));
     }
-    let files: Vec<PathBuf> = cfg
-        .tls_server_config
-        .iter()
-        .flat_map(|t| {
-            [
-                t.cert_file.clone(),
-                t.key_file.clone(),
-                t.client_ca_file.clone(),
-            ]
-        })
-        .flatten()
-        .collect();
+    let files: Vec<PathBuf> =
+        cfg.tls_server_config.iter().flat_map(|t| [t.cert_file.clone(), t.key_file.clone(), t.client_ca_file.clone()]).flatten().collect();
     let stamp = file_stamps(path, &files);
-    Ok((
-        Loaded {
-            tls,
-            auth: Arc::new(BasicAuth::new(cfg.basic_auth_users)),
-            headers,
-            http2,
-        },
-        stamp,
-    ))
+    Ok((Loaded { tls, auth: Arc::new(BasicAuth::new(cfg.basic_auth_users)), headers, http2 }, stamp))
 }
 
 /// Serves on all listeners until `shutdown` resolves.
-pub async fn serve(
-    listeners: Vec<TcpListener>,
-    web: Arc<WebState>,
-    handler: Handler,
-    shutdown: impl Future<Output = ()>,
-) {
+pub async fn serve(listeners: Vec<TcpListener>, web: Arc<WebState>, handler: Handler, shutdown: impl Future<Output = ()>) {
     let mut tasks = Vec::new();
     for listener in listeners {
-        tasks.push(tokio::spawn(accept_loop(
-            listener,
-            web.clone(),
-            handler.clone(),
-        )));
+        tasks.push(tokio::spawn(accept_loop(listener, web.clone(), handler.clone())));
     }
     shutdown.await;
     for t in tasks {
@@ -260,12 +211,7 @@ async fn accept_loop(listener: TcpListener, web: Arc<WebState>, handler: Handler
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    web: Arc<WebState>,
-    handler: Handler,
-) {
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, web: Arc<WebState>, handler: Handler) {
     let loaded = web.get();
     let service = {
         let web = web.clone();
@@ -276,61 +222,35 @@ async fn serve_connection(
         })
     };
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
-    let builder = if loaded.http2 {
-        builder
-    } else {
-        builder.http1_only()
-    };
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+    let builder = if loaded.http2 { builder } else { builder.http1_only() };
     let result = match &loaded.tls {
-        Some(acceptor) => {
-            match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => builder.serve_connection(TokioIo::new(tls), service).await,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, err = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
+        Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => builder.serve_connection(TokioIo::new(tls), service).await,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, err = %e, "TLS handshake failed");
+                return;
             }
-        }
-        None => {
-            builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-        }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+        None => builder.serve_connection(TokioIo::new(stream), service).await,
     };
     if let Err(e) = result {
         tracing::debug!(%peer, err = %e, "connection ended with an error");
     }
 }
 
-async fn authorised(
-    req: Request<Incoming>,
-    loaded: Arc<Loaded>,
-    handler: Handler,
-) -> Response<Body> {
+async fn authorised(req: Request<Incoming>, loaded: Arc<Loaded>, handler: Handler) -> Response<Body> {
     if loaded.auth.enabled() {
-        let header = req
-            .headers()
-            .get(hyper::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let header = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
         let auth = loaded.auth.clone();
-        let ok = tokio::task::spawn_blocking(move || auth.check(header.as_deref()))
-            .await
-            .unwrap_or(false);
+        let ok = tokio::task::spawn_blocking(move || auth.check(header.as_deref())).await.unwrap_or(false);
         if !ok {
             let mut resp = text_response(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-            resp.headers_mut().insert(
-                hyper::header::WWW_AUTHENTICATE,
-                hyper::header::HeaderValue::from_static("Basic"),
-            );
+            resp.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Basic"));
             return with_headers(resp, &loaded);
         }
     }
@@ -348,9 +268,6 @@ fn with_headers(mut resp: Response<Body>, loaded: &Loaded) -> Response<Body> {
 pub fn text_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"));
     resp
 }

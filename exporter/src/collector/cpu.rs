@@ -8,9 +8,7 @@ use std::path::PathBuf;
 /// The kernel's USER_HZ: /proc/stat counts in 1/100 s on every Linux ABI.
 pub const USER_HZ: f64 = 100.0;
 
-const MODES: [&str; 8] = [
-    "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
-];
+const MODES: [&str; 8] = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"];
 
 /// One `cpuN` line: the eight modes, then guest and guest_nice, in seconds.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,12 +40,7 @@ pub fn parse(text: &str) -> Result<Vec<CpuTimes>, String> {
         for (i, m) in modes.iter_mut().enumerate() {
             *m = get(i);
         }
-        out.push(CpuTimes {
-            cpu: id.to_string(),
-            modes,
-            guest: get(8),
-            guest_nice: get(9),
-        });
+        out.push(CpuTimes { cpu: id.to_string(), modes, guest: get(8), guest_nice: get(9) });
     }
     Ok(out)
 }
@@ -57,22 +50,14 @@ pub struct Cpu {
 }
 
 pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
-    Ok(Box::new(Cpu {
-        path: ctx.paths.proc("stat"),
-    }))
+    Ok(Box::new(Cpu { path: ctx.paths.proc("stat") }))
 }
 
 impl Collector for Cpu {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
         let cpus = parse(&read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
-        let mut seconds = Family::counter(
-            "node_cpu_seconds_total",
-            "Seconds the CPUs spent in each mode.",
-        );
-        let mut guest = Family::counter(
-            "node_cpu_guest_seconds_total",
-            "Seconds the CPUs spent in guests (VMs) for each mode.",
-        );
+        let mut seconds = Family::counter("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.");
+        let mut guest = Family::counter("node_cpu_guest_seconds_total", "Seconds the CPUs spent in guests (VMs) for each mode.");
         for c in &cpus {
             for (mode, value) in MODES.iter().zip(c.modes) {
                 seconds.add(&[("cpu", &c.cpu), ("mode", mode)], value);
@@ -96,10 +81,7 @@ mod tests {
         let cpus = parse(text).unwrap();
         assert_eq!(cpus.len(), 2);
         assert_eq!(cpus[0].cpu, "0");
-        assert_eq!(
-            cpus[0].modes,
-            [1.0, 0.02, 3.0, 40.0, 0.05, 0.06, 0.07, 0.08]
-        );
+        assert_eq!(cpus[0].modes, [1.0, 0.02, 3.0, 40.0, 0.05, 0.06, 0.07, 0.08]);
         assert_eq!(cpus[0].guest, 0.09);
         assert_eq!(cpus[0].guest_nice, 0.1);
         assert_eq!(cpus[1].modes[0], 0.01);

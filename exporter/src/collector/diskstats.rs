@@ -31,130 +31,29 @@ pub fn parse(text: &str) -> Result<Vec<DiskStats>, String> {
         if fields.len() < 11 {
             return Err(format!("too few fields for {device}"));
         }
-        out.push(DiskStats {
-            major: major.into(),
-            minor: minor.into(),
-            device: device.into(),
-            fields,
-        });
+        out.push(DiskStats { major: major.into(), minor: minor.into(), device: device.into(), fields });
     }
     Ok(out)
 }
 
 /// (field index, name, help, type, scale) in node_exporter's words.
 const COLUMNS: [(usize, &str, &str, MetricType, f64); 17] = [
-    (
-        0,
-        "node_disk_reads_completed_total",
-        "The total number of reads completed successfully.",
-        MetricType::Counter,
-        1.0,
-    ),
-    (
-        1,
-        "node_disk_reads_merged_total",
-        "The total number of reads merged.",
-        MetricType::Counter,
-        1.0,
-    ),
-    (
-        2,
-        "node_disk_read_bytes_total",
-        "The total number of bytes read successfully.",
-        MetricType::Counter,
-        SECTOR_BYTES,
-    ),
-    (
-        3,
-        "node_disk_read_time_seconds_total",
-        "The total number of seconds spent by all reads.",
-        MetricType::Counter,
-        0.001,
-    ),
-    (
-        4,
-        "node_disk_writes_completed_total",
-        "The total number of writes completed successfully.",
-        MetricType::Counter,
-        1.0,
-    ),
-    (
-        5,
-        "node_disk_writes_merged_total",
-        "The number of writes merged.",
-        MetricType::Counter,
-        1.0,
-    ),
-    (
-        6,
-        "node_disk_written_bytes_total",
-        "The total number of bytes written successfully.",
-        MetricType::Counter,
-        SECTOR_BYTES,
-    ),
-    (
-        7,
-        "node_disk_write_time_seconds_total",
-        "This is the total number of seconds spent by all writes.",
-        MetricType::Counter,
-        0.001,
-    ),
-    (
-        8,
-        "node_disk_io_now",
-        "The number of I/Os currently in progress.",
-        MetricType::Gauge,
-        1.0,
-    ),
-    (
-        9,
-        "node_disk_io_time_seconds_total",
-        "Total seconds spent doing I/Os.",
-        MetricType::Counter,
-        0.001,
-    ),
-    (
-        10,
-        "node_disk_io_time_weighted_seconds_total",
-        "The weighted # of seconds spent doing I/Os.",
-        MetricType::Counter,
-        0.001,
-    ),
-    (
-        11,
-        "node_disk_discards_completed_total",
-        "The total number of discards completed successfully.",
-        MetricType::Counter,
-        1.0,
-    ),
-    (
-        12,
-        "node_disk_discards_merged_total",
-        "The total number of discards merged.",
-        MetricType::Counter,
-        1.0,
-    ),
-    (
-        13,
-        "node_disk_discarded_sectors_total",
-        "The total number of sectors discarded successfully.",
-        MetricType::Counter,
-        1.0,
-    ),
-    (
-        14,
-        "node_disk_discard_time_seconds_total",
-        "This is the total number of seconds spent by all discards.",
-        MetricType::Counter,
-        0.001,
-    ),
-    (
-        15,
-        "node_disk_flush_requests_total",
-        "The total number of flush requests completed successfully",
-        MetricType::Counter,
-        1.0,
-    ),
+    (0, "node_disk_reads_completed_total", "The total number of reads completed successfully.", MetricType::Counter, 1.0),
+    (1, "node_disk_reads_merged_total", "The total number of reads merged.", MetricType::Counter, 1.0),
+    (2, "node_disk_read_bytes_total", "The total number of bytes read successfully.", MetricType::Counter, SECTOR_BYTES),
+    (3, "node_disk_read_time_seconds_total", "The total number of seconds spent by all reads.", MetricType::Counter, 0.001),
+    (4, "node_disk_writes_completed_total", "The total number of writes completed successfully.", MetricType::Counter, 1.0),
+    (5, "node_disk_writes_merged_total", "The number of writes merged.", MetricType::Counter, 1.0),
+    (6, "node_disk_written_bytes_total", "The total number of bytes written successfully.", MetricType::Counter, SECTOR_BYTES),
+    (7, "node_disk_write_time_seconds_total", "This is the total number of seconds spent by all writes.", MetricType::Counter, 0.001),
+    (8, "node_disk_io_now", "The number of I/Os currently in progress.", MetricType::Gauge, 1.0),
+    (9, "node_disk_io_time_seconds_total", "Total seconds spent doing I/Os.", MetricType::Counter, 0.001),
+    (10, "node_disk_io_time_weighted_seconds_total", "The weighted # of seconds spent doing I/Os.", MetricType::Counter, 0.001),
+    (11, "node_disk_discards_completed_total", "The total number of discards completed successfully.", MetricType::Counter, 1.0),
+    (12, "node_disk_discards_merged_total", "The total number of discards merged.", MetricType::Counter, 1.0),
+    (13, "node_disk_discarded_sectors_total", "The total number of sectors discarded successfully.", MetricType::Counter, 1.0),
+    (14, "node_disk_discard_time_seconds_total", "This is the total number of seconds spent by all discards.", MetricType::Counter, 0.001),
+    (15, "node_disk_flush_requests_total", "The total number of flush requests completed successfully", MetricType::Counter, 1.0),
     (
         16,
         "node_disk_flush_requests_time_seconds_total",
@@ -165,13 +64,8 @@ const COLUMNS: [(usize, &str, &str, MetricType, f64); 17] = [
 ];
 
 /// The udev properties node_exporter turns into `node_disk_info` labels.
-const INFO_LABELS: [(&str, &str); 5] = [
-    ("model", "ID_MODEL"),
-    ("path", "ID_PATH"),
-    ("revision", "ID_REVISION"),
-    ("serial", "ID_SERIAL_SHORT"),
-    ("wwn", "ID_WWN"),
-];
+const INFO_LABELS: [(&str, &str); 5] =
+    [("model", "ID_MODEL"), ("path", "ID_PATH"), ("revision", "ID_REVISION"), ("serial", "ID_SERIAL_SHORT"), ("wwn", "ID_WWN")];
 
 /// Reads `E:KEY=value` properties from a udev database entry.
 pub fn parse_udev(text: &str) -> Vec<(String, String)> {
@@ -198,21 +92,9 @@ pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
 
 impl Diskstats {
     fn add_info(&self, info: &mut Family, dm: &mut Family, d: &DiskStats) {
-        let props = std::fs::read_to_string(self.udev.join(format!("b{}:{}", d.major, d.minor)))
-            .map(|t| parse_udev(&t))
-            .unwrap_or_default();
-        let get = |key: &str| {
-            props
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.as_str())
-                .unwrap_or("")
-        };
-        let mut labels: Vec<(&str, &str)> = vec![
-            ("device", &d.device),
-            ("major", &d.major),
-            ("minor", &d.minor),
-        ];
+        let props = super::read_small(&self.udev.join(format!("b{}:{}", d.major, d.minor))).map(|t| parse_udev(&t)).unwrap_or_default();
+        let get = |key: &str| props.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or("");
+        let mut labels: Vec<(&str, &str)> = vec![("device", &d.device), ("major", &d.major), ("minor", &d.minor)];
         labels.extend(INFO_LABELS.iter().map(|(label, key)| (*label, get(key))));
         info.add(&labels, 1.0);
         if !get("DM_NAME").is_empty() {
@@ -234,19 +116,10 @@ impl Diskstats {
 impl Collector for Diskstats {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
         let disks = parse(&read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
-        let mut families: Vec<Family> = COLUMNS
-            .iter()
-            .map(|(_, name, help, kind, _)| Family::new(*name, *help, *kind))
-            .collect();
+        let mut families: Vec<Family> = COLUMNS.iter().map(|(_, name, help, kind, _)| Family::new(*name, *help, *kind)).collect();
         let mut info = Family::gauge("node_disk_info", "Info of /sys/block/<block_device>.");
-        let mut dm = Family::gauge(
-            "node_disk_device_mapper_info",
-            "Info about disk device mapper.",
-        );
-        for d in disks
-            .iter()
-            .filter(|d| !self.exclude.as_ref().is_some_and(|r| r.is_match(&d.device)))
-        {
+        let mut dm = Family::gauge("node_disk_device_mapper_info", "Info about disk device mapper.");
+        for d in disks.iter().filter(|d| !self.exclude.as_ref().is_some_and(|r| r.is_match(&d.device))) {
             for (family, (index, _, _, _, scale)) in families.iter_mut().zip(COLUMNS) {
                 if let Some(v) = d.fields.get(index) {
                     family.add(&[("device", &d.device)], v * scale);
@@ -285,15 +158,10 @@ mod tests {
 
     #[test]
     fn reads_udev_properties() {
-        let props = parse_udev(
-            "S:disk/by-id/x\nE:ID_MODEL=QEMU_HARDDISK\nE:ID_PATH=pci-0000:00:05.0\nG:systemd\n",
-        );
+        let props = parse_udev("S:disk/by-id/x\nE:ID_MODEL=QEMU_HARDDISK\nE:ID_PATH=pci-0000:00:05.0\nG:systemd\n");
         assert_eq!(
             props,
-            vec![
-                ("ID_MODEL".to_string(), "QEMU_HARDDISK".to_string()),
-                ("ID_PATH".to_string(), "pci-0000:00:05.0".to_string())
-            ]
+            vec![("ID_MODEL".to_string(), "QEMU_HARDDISK".to_string()), ("ID_PATH".to_string(), "pci-0000:00:05.0".to_string())]
         );
     }
 }

@@ -6,7 +6,7 @@
 //! `node_filesystem_device_error=1` and skipped by later scrapes until that call returns, so a
 //! scrape never hangs and at most one thread is ever parked on each stuck mount.
 
-use super::{read, CollectError, Collector, Context, Shared};
+use super::{read, CollectError, Collector, Context};
 use crate::paths::Paths;
 use fleetwatch_common::config::ConfigRegex;
 use fleetwatch_common::expfmt::Family;
@@ -70,8 +70,7 @@ pub fn parse_mounts(text: &str) -> Vec<Mount> {
     text.lines()
         .filter_map(|line| {
             let mut f = line.split_ascii_whitespace();
-            let (device, mount_point, fstype, options) =
-                (f.next()?, f.next()?, f.next()?, f.next()?);
+            let (device, mount_point, fstype, options) = (f.next()?, f.next()?, f.next()?, f.next()?);
             Some(Mount {
                 device: unescape_octal(device),
                 mount_point: unescape_octal(mount_point),
@@ -90,9 +89,7 @@ fn unescape_octal(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let octal = bytes.get(i + 1..i + 4).filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match octal {
             Some(d) => {
                 out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
@@ -131,9 +128,7 @@ pub struct Filesystem {
     paths: Paths,
     mount_points_exclude: ConfigRegex,
     fs_types_exclude: ConfigRegex,
-    timeout: Duration,
-    statfs: StatfsFn,
-    shared: Arc<Shared>,
+    runner: StatfsRunner,
 }
 
 pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
@@ -147,26 +142,17 @@ impl Filesystem {
             paths: ctx.paths.clone(),
             mount_points_exclude: cfg.mount_points_exclude.clone(),
             fs_types_exclude: cfg.fs_types_exclude.clone(),
-            timeout: cfg.mount_timeout.0,
-            statfs,
-            shared: ctx.shared.clone(),
+            runner: StatfsRunner::new(statfs, ctx.shared.stuck_mounts.clone(), cfg.mount_timeout.0),
         }
     }
 
     fn mounts(&self) -> Result<Vec<Mount>, CollectError> {
-        let text =
-            read(&self.paths.proc("1/mounts")).or_else(|_| read(&self.paths.proc("mounts")))?;
+        let text = read(&self.paths.proc("1/mounts")).or_else(|_| read(&self.paths.proc("mounts")))?;
         let mut seen = HashSet::new();
         Ok(parse_mounts(&text)
             .into_iter()
-            .map(|m| Mount {
-                mount_point: self.paths.strip_rootfs(&m.mount_point),
-                ..m
-            })
-            .filter(|m| {
-                !self.mount_points_exclude.is_match(&m.mount_point)
-                    && !self.fs_types_exclude.is_match(&m.fstype)
-            })
+            .map(|m| Mount { mount_point: self.paths.strip_rootfs(&m.mount_point), ..m })
+            .filter(|m| !self.mount_points_exclude.is_match(&m.mount_point) && !self.fs_types_exclude.is_match(&m.fstype))
             .filter(|m| seen.insert(m.clone()))
             .collect())
     }
@@ -175,23 +161,11 @@ impl Filesystem {
 impl Collector for Filesystem {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
         let mounts = self.mounts()?;
-        let targets: Vec<PathBuf> = mounts
-            .iter()
-            .map(|m| self.paths.root(&m.mount_point))
-            .collect();
-        let results = stat_all(
-            &targets,
-            &self.statfs,
-            &self.shared.stuck_mounts,
-            self.timeout,
-        );
+        let targets: Vec<PathBuf> = mounts.iter().map(|m| self.paths.root(&m.mount_point)).collect();
+        let results = self.runner.stat_all(&targets);
         let mut fams = FsFamilies::new();
         for ((m, target), result) in mounts.iter().zip(&targets).zip(results) {
-            let labels = [
-                ("device", m.device.as_str()),
-                ("fstype", m.fstype.as_str()),
-                ("mountpoint", m.mount_point.as_str()),
-            ];
+            let labels = [("device", m.device.as_str()), ("fstype", m.fstype.as_str()), ("mountpoint", m.mount_point.as_str())];
             let stats = match result {
                 Outcome::Done(Ok(s)) => Some(s),
                 Outcome::Done(Err(e)) => {
@@ -215,25 +189,13 @@ struct FsFamilies([Family; 7]);
 impl FsFamilies {
     fn new() -> Self {
         FsFamilies([
-            Family::gauge(
-                "node_filesystem_device_error",
-                "Whether an error occurred while getting statistics for the given device.",
-            ),
+            Family::gauge("node_filesystem_device_error", "Whether an error occurred while getting statistics for the given device."),
             Family::gauge("node_filesystem_readonly", "Filesystem read-only status."),
             Family::gauge("node_filesystem_size_bytes", "Filesystem size in bytes."),
-            Family::gauge(
-                "node_filesystem_free_bytes",
-                "Filesystem free space in bytes.",
-            ),
-            Family::gauge(
-                "node_filesystem_avail_bytes",
-                "Filesystem space available to non-root users in bytes.",
-            ),
+            Family::gauge("node_filesystem_free_bytes", "Filesystem free space in bytes."),
+            Family::gauge("node_filesystem_avail_bytes", "Filesystem space available to non-root users in bytes."),
             Family::gauge("node_filesystem_files", "Filesystem total file nodes."),
-            Family::gauge(
-                "node_filesystem_files_free",
-                "Filesystem total free file nodes.",
-            ),
+            Family::gauge("node_filesystem_files_free", "Filesystem total free file nodes."),
         ])
     }
 
@@ -242,11 +204,7 @@ impl FsFamilies {
         f[0].add(labels, if stats.is_some() { 0.0 } else { 1.0 });
         f[1].add(labels, if read_only { 1.0 } else { 0.0 });
         if let Some(s) = stats {
-            for (family, v) in
-                f[2..]
-                    .iter_mut()
-                    .zip([s.size, s.free, s.avail, s.files, s.files_free])
-            {
+            for (family, v) in f[2..].iter_mut().zip([s.size, s.free, s.avail, s.files, s.files_free]) {
                 family.add(labels, v);
             }
         }
@@ -269,87 +227,126 @@ struct Handover {
     abandoned: bool,
 }
 
-/// Runs `statfs` for every target on worker threads, waiting at most `timeout` for each.
-pub fn stat_all(
-    targets: &[PathBuf],
-    statfs: &StatfsFn,
-    stuck: &Arc<StuckMounts>,
+type Sent = (usize, io::Result<FsStats>);
+
+/// A batch of statfs calls for one scrape and where to send each result.
+struct Batch {
+    jobs: Vec<(usize, PathBuf)>,
+    reply: mpsc::Sender<Sent>,
+}
+
+struct Worker {
+    tx: mpsc::Sender<Batch>,
+    handover: Arc<Mutex<Handover>>,
+}
+
+/// Runs statfs calls on one long-lived worker thread, waiting at most `timeout` for each. A
+/// worker whose call hangs is abandoned and replaced; it exits when that call returns.
+pub struct StatfsRunner {
+    statfs: StatfsFn,
+    stuck: Arc<StuckMounts>,
     timeout: Duration,
-) -> Vec<Outcome> {
-    let mut results: Vec<Option<Outcome>> = targets.iter().map(|_| None).collect();
-    let mut pending: Vec<usize> = (0..targets.len())
-        .filter(|&i| !stuck.contains(&targets[i]))
-        .collect();
-    while !pending.is_empty() {
-        let (tx, rx) = mpsc::channel();
-        let handover = Arc::new(Mutex::new(Handover { abandoned: false }));
-        spawn_worker(
-            pending.iter().map(|&i| (i, targets[i].clone())).collect(),
-            statfs.clone(),
-            stuck.clone(),
-            handover.clone(),
-            tx,
-        );
-        let mut rest = pending.clone().into_iter().peekable();
-        pending.clear();
-        while let Some(&expected) = rest.peek() {
-            match rx.recv_timeout(timeout) {
-                Ok((i, r)) => {
-                    results[i] = Some(Outcome::Done(r));
-                    rest.next();
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    let Ok(mut h) = handover.lock() else { break };
-                    // The result may have arrived between the timeout and taking the lock.
-                    if let Ok((i, r)) = rx.try_recv() {
+    worker: Mutex<Option<Worker>>,
+}
+
+impl StatfsRunner {
+    pub fn new(statfs: StatfsFn, stuck: Arc<StuckMounts>, timeout: Duration) -> StatfsRunner {
+        StatfsRunner { statfs, stuck, timeout, worker: Mutex::new(None) }
+    }
+
+    /// statfs for every target; mounts already stuck are skipped at once.
+    pub fn stat_all(&self, targets: &[PathBuf]) -> Vec<Outcome> {
+        let mut results: Vec<Option<Outcome>> = targets.iter().map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..targets.len()).filter(|&i| !self.stuck.contains(&targets[i])).collect();
+        let mut attempts = 0;
+        while !pending.is_empty() && attempts <= targets.len() {
+            attempts += 1;
+            let (reply, rx) = mpsc::channel();
+            let Some(handover) = self.submit(Batch { jobs: pending.iter().map(|&i| (i, targets[i].clone())).collect(), reply }) else {
+                break;
+            };
+            let mut rest = std::mem::take(&mut pending).into_iter().peekable();
+            while let Some(&expected) = rest.peek() {
+                match rx.recv_timeout(self.timeout) {
+                    Ok((i, r)) => {
                         results[i] = Some(Outcome::Done(r));
                         rest.next();
-                        continue;
                     }
-                    h.abandoned = true;
-                    stuck.insert(&targets[expected]);
-                    rest.next();
-                    pending = rest.collect();
-                    break;
+                    Err(RecvTimeoutError::Timeout) => {
+                        let Ok(mut h) = handover.lock() else { break };
+                        // The result may have arrived between the timeout and taking the lock.
+                        if let Ok((i, r)) = rx.try_recv() {
+                            results[i] = Some(Outcome::Done(r));
+                            rest.next();
+                            continue;
+                        }
+                        h.abandoned = true;
+                        self.stuck.insert(&targets[expected]);
+                        self.drop_worker();
+                        rest.next();
+                        pending = rest.collect();
+                        break;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        // The worker died (its statfs panicked): start afresh next round.
+                        self.drop_worker();
+                        pending = rest.collect();
+                        break;
+                    }
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        results.into_iter().map(|r| r.unwrap_or(Outcome::Stuck)).collect()
+    }
+
+    /// Hands a batch to the worker (starting one if needed); returns its hand-over state.
+    fn submit(&self, batch: Batch) -> Option<Arc<Mutex<Handover>>> {
+        let mut guard = self.worker.lock().ok()?;
+        if guard.is_none() {
+            *guard = Some(self.spawn()?);
+        }
+        let w = guard.as_ref()?;
+        match w.tx.send(batch) {
+            Ok(()) => Some(w.handover.clone()),
+            Err(mpsc::SendError(batch)) => {
+                *guard = Some(self.spawn()?);
+                let w = guard.as_ref()?;
+                w.tx.send(batch).ok()?;
+                Some(w.handover.clone())
             }
         }
     }
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or(Outcome::Stuck))
-        .collect()
-}
 
-type Sent = (usize, io::Result<FsStats>);
+    fn drop_worker(&self) {
+        if let Ok(mut g) = self.worker.lock() {
+            *g = None;
+        }
+    }
 
-fn spawn_worker(
-    jobs: Vec<(usize, PathBuf)>,
-    statfs: StatfsFn,
-    stuck: Arc<StuckMounts>,
-    handover: Arc<Mutex<Handover>>,
-    tx: mpsc::Sender<Sent>,
-) {
-    let work = move || {
-        for (i, path) in jobs {
-            let r = statfs(&path);
-            let Ok(h) = handover.lock() else { return };
-            if h.abandoned {
-                stuck.remove(&path);
-                return;
+    fn spawn(&self) -> Option<Worker> {
+        let (tx, rx) = mpsc::channel::<Batch>();
+        let handover = Arc::new(Mutex::new(Handover { abandoned: false }));
+        let (statfs, stuck, h) = (self.statfs.clone(), self.stuck.clone(), handover.clone());
+        let work = move || {
+            for batch in rx {
+                for (i, path) in batch.jobs {
+                    let r = statfs(&path);
+                    let Ok(h) = h.lock() else { return };
+                    if h.abandoned {
+                        stuck.remove(&path);
+                        return;
+                    }
+                    let _ = batch.reply.send((i, r));
+                }
             }
-            if tx.send((i, r)).is_err() {
-                return;
+        };
+        match std::thread::Builder::new().name("statfs".into()).stack_size(128 * 1024).spawn(work) {
+            Ok(_) => Some(Worker { tx, handover }),
+            Err(e) => {
+                tracing::error!(err = %e, "cannot start statfs worker thread");
+                None
             }
         }
-    };
-    if let Err(e) = std::thread::Builder::new()
-        .name("statfs".into())
-        .stack_size(128 * 1024)
-        .spawn(work)
-    {
-        tracing::error!(err = %e, "cannot start statfs worker thread");
     }
 }
 
@@ -361,31 +358,16 @@ mod tests {
 
     #[test]
     fn parses_mount_table_with_escapes() {
-        let text =
-            "/dev/vda / ext4 rw,relatime 0 0\nserver:/x /mnt/my\\040share nfs4 ro,noatime 0 0\n";
+        let text = "/dev/vda / ext4 rw,relatime 0 0\nserver:/x /mnt/my\\040share nfs4 ro,noatime 0 0\n";
         let m = parse_mounts(text);
         assert_eq!(m.len(), 2);
-        assert_eq!(
-            m[0],
-            Mount {
-                device: "/dev/vda".into(),
-                mount_point: "/".into(),
-                fstype: "ext4".into(),
-                read_only: false
-            }
-        );
+        assert_eq!(m[0], Mount { device: "/dev/vda".into(), mount_point: "/".into(), fstype: "ext4".into(), read_only: false });
         assert_eq!(m[1].mount_point, "/mnt/my share");
         assert!(m[1].read_only);
     }
 
     fn fixed(_: &Path) -> io::Result<FsStats> {
-        Ok(FsStats {
-            size: 1.0,
-            free: 2.0,
-            avail: 3.0,
-            files: 4.0,
-            files_free: 5.0,
-        })
+        Ok(FsStats { size: 1.0, free: 2.0, avail: 3.0, files: 4.0, files_free: 5.0 })
     }
 
     /// statfs that blocks on "/hung" until released, and counts its calls.
@@ -408,38 +390,23 @@ mod tests {
         let statfs = blocking(release.clone(), calls.clone());
         let stuck = Arc::new(StuckMounts::default());
         let targets: Vec<PathBuf> = ["/a", "/hung", "/b"].iter().map(PathBuf::from).collect();
-        let timeout = Duration::from_millis(200);
+        let runner = StatfsRunner::new(statfs, stuck.clone(), Duration::from_millis(200));
 
         let t = Instant::now();
-        let r = stat_all(&targets, &statfs, &stuck, timeout);
-        assert!(
-            t.elapsed() < Duration::from_secs(2),
-            "scrape waited {:?}",
-            t.elapsed()
-        );
+        let r = runner.stat_all(&targets);
+        assert!(t.elapsed() < Duration::from_secs(2), "scrape waited {:?}", t.elapsed());
         assert!(matches!(r[0], Outcome::Done(Ok(_))));
         assert!(matches!(r[1], Outcome::Stuck));
-        assert!(
-            matches!(r[2], Outcome::Done(Ok(_))),
-            "mounts after the stuck one are still read"
-        );
+        assert!(matches!(r[2], Outcome::Done(Ok(_))), "mounts after the stuck one are still read");
         assert!(stuck.contains(Path::new("/hung")));
 
         // While it is stuck, later scrapes skip it at once and start no new call on it.
         let calls_before = calls.load(Ordering::SeqCst);
         let t = Instant::now();
-        let r = stat_all(&targets, &statfs, &stuck, timeout);
-        assert!(
-            t.elapsed() < Duration::from_millis(150),
-            "skipping took {:?}",
-            t.elapsed()
-        );
+        let r = runner.stat_all(&targets);
+        assert!(t.elapsed() < Duration::from_millis(150), "skipping took {:?}", t.elapsed());
         assert!(matches!(r[1], Outcome::Stuck));
-        assert_eq!(
-            calls.load(Ordering::SeqCst),
-            calls_before + 2,
-            "only /a and /b were asked"
-        );
+        assert_eq!(calls.load(Ordering::SeqCst), calls_before + 2, "only /a and /b were asked");
 
         // Once the hung call returns, the mount is read again.
         *release.lock().unwrap() = true;
@@ -448,7 +415,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(stuck.is_empty());
-        let r = stat_all(&targets, &statfs, &stuck, timeout);
+        let r = runner.stat_all(&targets);
         assert!(r.iter().all(|o| matches!(o, Outcome::Done(Ok(_)))));
     }
 

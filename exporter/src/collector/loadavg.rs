@@ -9,9 +9,7 @@ pub fn parse(text: &str) -> Result<[f64; 3], String> {
     let mut out = [0.0; 3];
     for slot in &mut out {
         let field = f.next().ok_or("too few fields")?;
-        *slot = field
-            .parse()
-            .map_err(|_| format!("invalid load {field:?}"))?;
+        *slot = field.parse().map_err(|_| format!("invalid load {field:?}"))?;
     }
     Ok(out)
 }
@@ -21,21 +19,16 @@ pub struct Loadavg {
 }
 
 pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
-    Ok(Box::new(Loadavg {
-        path: ctx.paths.proc("loadavg"),
-    }))
+    Ok(Box::new(Loadavg { path: ctx.paths.proc("loadavg") }))
 }
 
 impl Collector for Loadavg {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
         let loads = parse(&read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
-        for ((name, help), v) in [
-            ("node_load1", "1m load average."),
-            ("node_load5", "5m load average."),
-            ("node_load15", "15m load average."),
-        ]
-        .into_iter()
-        .zip(loads)
+        for ((name, help), v) in
+            [("node_load1", "1m load average."), ("node_load5", "5m load average."), ("node_load15", "15m load average.")]
+                .into_iter()
+                .zip(loads)
         {
             let mut f = Family::gauge(name, help);
             f.add(&[], v);
@@ -51,10 +44,7 @@ mod tests {
 
     #[test]
     fn parses_three_loads() {
-        assert_eq!(
-            parse("0.25 1.50 2.00 3/400 12345\n").unwrap(),
-            [0.25, 1.5, 2.0]
-        );
+        assert_eq!(parse("0.25 1.50 2.00 3/400 12345\n").unwrap(), [0.25, 1.5, 2.0]);
         assert!(parse("0.25 1.50\n").is_err());
         assert!(parse("a b c\n").is_err());
     }

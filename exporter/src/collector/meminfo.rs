@@ -11,14 +11,8 @@ pub fn parse(text: &str) -> Result<Vec<(String, f64)>, String> {
     for line in text.lines() {
         let mut parts = line.split_ascii_whitespace();
         let Some(key) = parts.next() else { continue };
-        let value = num(parts
-            .next()
-            .ok_or_else(|| format!("no value in line {line:?}"))?)?;
-        let key = key
-            .strip_suffix(':')
-            .unwrap_or(key)
-            .replace('(', "_")
-            .replace(')', "");
+        let value = num(parts.next().ok_or_else(|| format!("no value in line {line:?}"))?)?;
+        let key = key.strip_suffix(':').unwrap_or(key).replace('(', "_").replace(')', "");
         match parts.next() {
             Some("kB") => out.push((format!("{key}_bytes"), value * 1024.0)),
             Some(unit) => return Err(format!("unknown unit {unit:?} in line {line:?}")),
@@ -33,19 +27,14 @@ pub struct Meminfo {
 }
 
 pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
-    Ok(Box::new(Meminfo {
-        path: ctx.paths.proc("meminfo"),
-    }))
+    Ok(Box::new(Meminfo { path: ctx.paths.proc("meminfo") }))
 }
 
 impl Collector for Meminfo {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
         let fields = parse(&read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
         for (key, value) in fields {
-            let mut f = Family::gauge(
-                format!("node_memory_{key}"),
-                format!("Memory information field {key}."),
-            );
+            let mut f = Family::gauge(format!("node_memory_{key}"), format!("Memory information field {key}."));
             f.add(&[], value);
             out.push(f);
         }

@@ -66,61 +66,17 @@ pub struct Spec {
 
 /// Every collector, in the order they are listed in `--help` and docs.
 pub const REGISTRY: &[Spec] = &[
-    Spec {
-        name: "cpu",
-        default_enabled: true,
-        build: cpu::build,
-    },
-    Spec {
-        name: "diskstats",
-        default_enabled: true,
-        build: diskstats::build,
-    },
-    Spec {
-        name: "filesystem",
-        default_enabled: true,
-        build: filesystem::build,
-    },
-    Spec {
-        name: "loadavg",
-        default_enabled: true,
-        build: loadavg::build,
-    },
-    Spec {
-        name: "meminfo",
-        default_enabled: true,
-        build: meminfo::build,
-    },
-    Spec {
-        name: "netdev",
-        default_enabled: true,
-        build: netdev::build,
-    },
-    Spec {
-        name: "pressure",
-        default_enabled: true,
-        build: pressure::build,
-    },
-    Spec {
-        name: "stat",
-        default_enabled: true,
-        build: stat::build,
-    },
-    Spec {
-        name: "textfile",
-        default_enabled: true,
-        build: textfile::build,
-    },
-    Spec {
-        name: "time",
-        default_enabled: true,
-        build: time::build,
-    },
-    Spec {
-        name: "uname",
-        default_enabled: true,
-        build: uname::build,
-    },
+    Spec { name: "cpu", default_enabled: true, build: cpu::build },
+    Spec { name: "diskstats", default_enabled: true, build: diskstats::build },
+    Spec { name: "filesystem", default_enabled: true, build: filesystem::build },
+    Spec { name: "loadavg", default_enabled: true, build: loadavg::build },
+    Spec { name: "meminfo", default_enabled: true, build: meminfo::build },
+    Spec { name: "netdev", default_enabled: true, build: netdev::build },
+    Spec { name: "pressure", default_enabled: true, build: pressure::build },
+    Spec { name: "stat", default_enabled: true, build: stat::build },
+    Spec { name: "textfile", default_enabled: true, build: textfile::build },
+    Spec { name: "time", default_enabled: true, build: time::build },
+    Spec { name: "uname", default_enabled: true, build: uname::build },
 ];
 
 /// The names in the registry, for messages and config validation.
@@ -130,25 +86,37 @@ pub fn names() -> Vec<&'static str> {
 
 /// Reads a whole file into a string, naming the path on failure.
 pub fn read(path: &Path) -> Result<String, CollectError> {
-    std::fs::read_to_string(path).map_err(|source| CollectError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    read_small(path).map_err(|source| CollectError::Io { path: path.to_path_buf(), source })
+}
+
+/// Reads a /proc or /sys file with one open and as few `read` calls as possible: no metadata
+/// call for a size hint (procfs reports 0) and no small probing reads.
+pub fn read_small(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// A parse error about `path`.
 pub fn parse_error(path: &Path, message: impl Into<String>) -> CollectError {
-    CollectError::Parse {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
+    CollectError::Parse { path: path.to_path_buf(), message: message.into() }
 }
 
 /// Parses an unsigned integer field as f64, naming the field on failure.
 pub fn num(field: &str) -> Result<f64, String> {
-    field
-        .parse::<u64>()
-        .map(|v| v as f64)
-        .or_else(|_| field.parse::<f64>())
-        .map_err(|_| format!("invalid number {field:?}"))
+    field.parse::<u64>().map(|v| v as f64).or_else(|_| field.parse::<f64>()).map_err(|_| format!("invalid number {field:?}"))
 }

@@ -36,9 +36,7 @@ pub fn parse(text: &str) -> Result<Vec<(String, [f64; 16])>, String> {
         let mut values = [0.0; 16];
         let mut fields = rest.split_ascii_whitespace();
         for v in values.iter_mut() {
-            *v = num(fields
-                .next()
-                .ok_or_else(|| format!("too few fields for {}", name.trim()))?)?;
+            *v = num(fields.next().ok_or_else(|| format!("too few fields for {}", name.trim()))?)?;
         }
         out.push((name.trim().to_string(), values));
     }
@@ -64,39 +62,22 @@ pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
 
 impl Netdev {
     fn wanted(&self, device: &str) -> bool {
-        self.include.as_ref().is_none_or(|r| r.is_match(device))
-            && !self.exclude.as_ref().is_some_and(|r| r.is_match(device))
+        self.include.as_ref().is_none_or(|r| r.is_match(device)) && !self.exclude.as_ref().is_some_and(|r| r.is_match(device))
     }
 }
 
 impl Collector for Netdev {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
         let devices = parse(&read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
-        let mut families: Vec<Family> = FIELDS
-            .iter()
-            .map(|f| {
-                Family::counter(
-                    format!("node_network_{f}_total"),
-                    format!("Network device statistic {f}."),
-                )
-            })
-            .collect();
-        let mut nohandler = Family::counter(
-            "node_network_receive_nohandler_total",
-            "Network device statistic receive_nohandler.",
-        );
+        let mut families: Vec<Family> =
+            FIELDS.iter().map(|f| Family::counter(format!("node_network_{f}_total"), format!("Network device statistic {f}."))).collect();
+        let mut nohandler = Family::counter("node_network_receive_nohandler_total", "Network device statistic receive_nohandler.");
         for (device, values) in devices.iter().filter(|(d, _)| self.wanted(d)) {
             for (family, v) in families.iter_mut().zip(values) {
                 family.add(&[("device", device)], *v);
             }
-            let path = self
-                .sys_class_net
-                .join(device)
-                .join("statistics/rx_nohandler");
-            if let Some(v) = std::fs::read_to_string(path)
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-            {
+            let path = self.sys_class_net.join(device).join("statistics/rx_nohandler");
+            if let Some(v) = super::read_small(&path).ok().and_then(|s| s.trim().parse::<u64>().ok()) {
                 nohandler.add(&[("device", device)], v as f64);
             }
         }

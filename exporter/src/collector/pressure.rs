@@ -17,12 +17,8 @@ pub fn parse(text: &str) -> Result<Pressure, String> {
     for line in text.lines() {
         let mut f = line.split_ascii_whitespace();
         let kind = f.next().unwrap_or("");
-        let total = f
-            .find_map(|kv| kv.strip_prefix("total="))
-            .ok_or_else(|| format!("no total in line {line:?}"))?;
-        let micros: u64 = total
-            .parse()
-            .map_err(|_| format!("invalid total {total:?}"))?;
+        let total = f.find_map(|kv| kv.strip_prefix("total=")).ok_or_else(|| format!("no total in line {line:?}"))?;
+        let micros: u64 = total.parse().map_err(|_| format!("invalid total {total:?}"))?;
         let seconds = Some(micros as f64 / 1e6);
         match kind {
             "some" => p.some = seconds,
@@ -38,27 +34,17 @@ pub struct PressureCollector {
 }
 
 pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
-    Ok(Box::new(PressureCollector {
-        dir: ctx.paths.proc("pressure"),
-    }))
+    Ok(Box::new(PressureCollector { dir: ctx.paths.proc("pressure") }))
 }
 
 /// (resource, some metric, some help, full metric, full help)
 const FAMILIES: [(&str, &str, &str, Option<(&str, &str)>); 3] = [
-    (
-        "cpu",
-        "node_pressure_cpu_waiting_seconds_total",
-        "Total time in seconds that processes have waited for CPU time",
-        None,
-    ),
+    ("cpu", "node_pressure_cpu_waiting_seconds_total", "Total time in seconds that processes have waited for CPU time", None),
     (
         "io",
         "node_pressure_io_waiting_seconds_total",
         "Total time in seconds that processes have waited due to IO congestion",
-        Some((
-            "node_pressure_io_stalled_seconds_total",
-            "Total time in seconds no process could make progress due to IO congestion",
-        )),
+        Some(("node_pressure_io_stalled_seconds_total", "Total time in seconds no process could make progress due to IO congestion")),
     ),
     (
         "memory",
@@ -74,10 +60,7 @@ const FAMILIES: [(&str, &str, &str, Option<(&str, &str)>); 3] = [
 impl Collector for PressureCollector {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
         if !self.dir.is_dir() {
-            return Err(CollectError::NoData(format!(
-                "{} does not exist (kernel without PSI)",
-                self.dir.display()
-            )));
+            return Err(CollectError::NoData(format!("{} does not exist (kernel without PSI)", self.dir.display())));
         }
         for (resource, some_name, some_help, full) in FAMILIES {
             let path = self.dir.join(resource);
@@ -103,14 +86,9 @@ mod tests {
 
     #[test]
     fn parses_some_and_full() {
-        let p = parse("some avg10=0.30 avg60=2.41 avg300=1.47 total=7266840\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=1500000\n").unwrap();
-        assert_eq!(
-            p,
-            Pressure {
-                some: Some(7.26684),
-                full: Some(1.5)
-            }
-        );
+        let p =
+            parse("some avg10=0.30 avg60=2.41 avg300=1.47 total=7266840\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=1500000\n").unwrap();
+        assert_eq!(p, Pressure { some: Some(7.26684), full: Some(1.5) });
         assert!(parse("some avg10=0.30\n").is_err());
         assert!(parse("half total=1\n").is_err());
     }

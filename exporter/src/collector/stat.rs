@@ -36,10 +36,7 @@ pub fn parse(text: &str) -> Result<KernelStat, String> {
         seen += 1;
     }
     if seen < 6 {
-        return Err(
-            "missing fields (btime, ctxt, processes, intr, procs_running, procs_blocked)"
-                .to_string(),
-        );
+        return Err("missing fields (btime, ctxt, processes, intr, procs_running, procs_blocked)".to_string());
     }
     Ok(s)
 }
@@ -49,43 +46,21 @@ pub struct Stat {
 }
 
 pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
-    Ok(Box::new(Stat {
-        path: ctx.paths.proc("stat"),
-    }))
+    Ok(Box::new(Stat { path: ctx.paths.proc("stat") }))
 }
 
 impl Collector for Stat {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
         let s = parse(&read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
         let gauges = [
-            (
-                "node_boot_time_seconds",
-                "Node boot time, in unixtime.",
-                s.boot_time,
-            ),
-            (
-                "node_procs_running",
-                "Number of processes in runnable state.",
-                s.procs_running,
-            ),
-            (
-                "node_procs_blocked",
-                "Number of processes blocked waiting for I/O to complete.",
-                s.procs_blocked,
-            ),
+            ("node_boot_time_seconds", "Node boot time, in unixtime.", s.boot_time),
+            ("node_procs_running", "Number of processes in runnable state.", s.procs_running),
+            ("node_procs_blocked", "Number of processes blocked waiting for I/O to complete.", s.procs_blocked),
         ];
         let counters = [
-            (
-                "node_context_switches_total",
-                "Total number of context switches.",
-                s.context_switches,
-            ),
+            ("node_context_switches_total", "Total number of context switches.", s.context_switches),
             ("node_forks_total", "Total number of forks.", s.forks),
-            (
-                "node_intr_total",
-                "Total number of interrupts serviced.",
-                s.interrupts,
-            ),
+            ("node_intr_total", "Total number of interrupts serviced.", s.interrupts),
         ];
         for (name, help, v) in gauges {
             let mut f = Family::gauge(name, help);
@@ -107,7 +82,8 @@ mod tests {
 
     #[test]
     fn parses_kernel_counters() {
-        let text = "cpu 1 2 3 4\nintr 12345 1 2 3\nctxt 999\nbtime 1700000000\nprocesses 42\nprocs_running 3\nprocs_blocked 1\nsoftirq 5 1\n";
+        let text =
+            "cpu 1 2 3 4\nintr 12345 1 2 3\nctxt 999\nbtime 1700000000\nprocesses 42\nprocs_running 3\nprocs_blocked 1\nsoftirq 5 1\n";
         let s = parse(text).unwrap();
         assert_eq!(
             s,
@@ -125,9 +101,6 @@ mod tests {
     #[test]
     fn missing_fields_are_an_error() {
         assert!(parse("ctxt 1\n").is_err());
-        assert!(
-            parse("btime x\nctxt 1\nprocesses 1\nintr 1\nprocs_running 1\nprocs_blocked 1\n")
-                .is_err()
-        );
+        assert!(parse("btime x\nctxt 1\nprocesses 1\nintr 1\nprocs_running 1\nprocs_blocked 1\n").is_err());
     }
 }

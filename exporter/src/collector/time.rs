@@ -11,9 +11,7 @@ pub struct Time {
 }
 
 pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
-    Ok(Box::new(Time {
-        clocksource_dir: ctx.paths.sys("devices/system/clocksource"),
-    }))
+    Ok(Box::new(Time { clocksource_dir: ctx.paths.sys("devices/system/clocksource") }))
 }
 
 /// The local time zone's abbreviation and offset from UTC in seconds.
@@ -25,9 +23,7 @@ fn local_zone(now_secs: i64) -> (String, f64) {
     if !ok || tm.tm_zone.is_null() {
         return ("UTC".to_string(), 0.0);
     }
-    let name = unsafe { CStr::from_ptr(tm.tm_zone) }
-        .to_string_lossy()
-        .into_owned();
+    let name = unsafe { CStr::from_ptr(tm.tm_zone) }.to_string_lossy().into_owned();
     (name, tm.tm_gmtoff as f64)
 }
 
@@ -42,16 +38,9 @@ impl Time {
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let device = name.strip_prefix("clocksource")?.to_string();
-                let read = |f: &str| std::fs::read_to_string(e.path().join(f)).unwrap_or_default();
-                let available = read("available_clocksource")
-                    .split_ascii_whitespace()
-                    .map(String::from)
-                    .collect();
-                Some((
-                    device,
-                    available,
-                    read("current_clocksource").trim().to_string(),
-                ))
+                let read = |f: &str| super::read_small(&e.path().join(f)).unwrap_or_default();
+                let available = read("available_clocksource").split_ascii_whitespace().map(String::from).collect();
+                Some((device, available, read("current_clocksource").trim().to_string()))
             })
             .collect();
         out.sort();
@@ -61,28 +50,16 @@ impl Time {
 
 impl Collector for Time {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|e| CollectError::Other(e.to_string()))?;
-        let mut t = Family::gauge(
-            "node_time_seconds",
-            "System time in seconds since epoch (1970).",
-        );
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| CollectError::Other(e.to_string()))?;
+        let mut t = Family::gauge("node_time_seconds", "System time in seconds since epoch (1970).");
         t.add(&[], now.as_secs_f64());
         let (zone, offset) = local_zone(now.as_secs() as i64);
-        let mut z = Family::gauge(
-            "node_time_zone_offset_seconds",
-            "System time zone offset in seconds.",
-        );
+        let mut z = Family::gauge("node_time_zone_offset_seconds", "System time zone offset in seconds.");
         z.add(&[("time_zone", &zone)], offset);
-        let mut avail = Family::gauge(
-            "node_time_clocksource_available_info",
-            "Available clocksources read from '/sys/devices/system/clocksource'.",
-        );
-        let mut current = Family::gauge(
-            "node_time_clocksource_current_info",
-            "Current clocksource read from '/sys/devices/system/clocksource'.",
-        );
+        let mut avail =
+            Family::gauge("node_time_clocksource_available_info", "Available clocksources read from '/sys/devices/system/clocksource'.");
+        let mut current =
+            Family::gauge("node_time_clocksource_current_info", "Current clocksource read from '/sys/devices/system/clocksource'.");
         for (device, available, cur) in self.clocksources() {
             for source in &available {
                 avail.add(&[("clocksource", source), ("device", &device)], 1.0);

@@ -12,9 +12,7 @@ pub fn build(_: &Context) -> Result<Box<dyn Collector>, CollectError> {
 
 fn field(raw: &[libc::c_char]) -> String {
     // SAFETY: the kernel NUL-terminates every utsname field within its array.
-    unsafe { CStr::from_ptr(raw.as_ptr()) }
-        .to_string_lossy()
-        .into_owned()
+    unsafe { CStr::from_ptr(raw.as_ptr()) }.to_string_lossy().into_owned()
 }
 
 impl Collector for Uname {
@@ -22,15 +20,9 @@ impl Collector for Uname {
         let mut u: libc::utsname = unsafe { std::mem::zeroed() };
         // SAFETY: uname fills the struct we own.
         if unsafe { libc::uname(&mut u) } != 0 {
-            return Err(CollectError::Other(format!(
-                "uname: {}",
-                std::io::Error::last_os_error()
-            )));
+            return Err(CollectError::Other(format!("uname: {}", std::io::Error::last_os_error())));
         }
-        let mut f = Family::gauge(
-            "node_uname_info",
-            "Labeled system information as provided by the uname system call.",
-        );
+        let mut f = Family::gauge("node_uname_info", "Labeled system information as provided by the uname system call.");
         f.add(
             &[
                 ("domainname", &field(&u.domainname)),
