@@ -1,7 +1,7 @@
 //! The exporter's own metrics: `fleetwatch_exporter_build_info` and the standard `process_*`
 //! families (read from the real /proc/self, not the injected procfs).
 
-use crate::collector::read_small;
+use crate::collector::{read_small, OpenFiles};
 use fleetwatch_common::expfmt::Family;
 use std::path::Path;
 
@@ -36,9 +36,19 @@ pub fn parse_limit(text: &str, row: &str) -> Option<Option<f64>> {
     Some(if soft == "unlimited" { None } else { Some(soft.parse().ok()?) })
 }
 
+/// Our own /proc/self files, kept open between scrapes.
+fn own_files() -> &'static OpenFiles {
+    static FILES: std::sync::OnceLock<OpenFiles> = std::sync::OnceLock::new();
+    FILES.get_or_init(OpenFiles::default)
+}
+
+/// The host's boot time, read once: it does not change while we run.
 fn boot_time() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    stat.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|v| v.trim().parse().ok())
+    static BOOT: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
+    *BOOT.get_or_init(|| {
+        let stat = read_small(Path::new("/proc/stat")).ok()?;
+        stat.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|v| v.trim().parse().ok())
+    })
 }
 
 fn gauge(out: &mut Vec<Family>, name: &str, help: &str, v: f64) {
@@ -51,7 +61,9 @@ pub fn process_metrics(out: &mut Vec<Family>) {
     let hz = crate::collector::cpu::USER_HZ;
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
-    if let Some((utime, stime, start, vsize, rss)) = read_small(Path::new("/proc/self/stat")).ok().as_deref().and_then(parse_self_stat) {
+    if let Some((utime, stime, start, vsize, rss)) =
+        own_files().read_io(Path::new("/proc/self/stat")).ok().as_deref().and_then(parse_self_stat)
+    {
         let mut cpu = Family::counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.");
         cpu.add(&[], (utime + stime) / hz);
         out.push(cpu);
@@ -61,7 +73,7 @@ pub fn process_metrics(out: &mut Vec<Family>) {
             gauge(out, "process_start_time_seconds", "Start time of the process since unix epoch in seconds.", btime + start / hz);
         }
     }
-    if let Ok(limits) = read_small(Path::new("/proc/self/limits")) {
+    if let Ok(limits) = own_files().read_io(Path::new("/proc/self/limits")).as_deref() {
         if let Some(max) = parse_limit(&limits, "Max open files") {
             gauge(out, "process_max_fds", "Maximum number of open file descriptors.", max.unwrap_or(u64::MAX as f64));
         }

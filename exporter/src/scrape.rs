@@ -73,7 +73,7 @@ impl Exporter {
     pub async fn scrape(&self, chosen: &[&'static str]) -> Vec<Family> {
         let jobs: Arc<Vec<(&'static str, Arc<dyn Collector>)>> =
             Arc::new(self.collectors.iter().filter(|(n, _)| chosen.contains(n)).map(|(n, c)| (*n, c.clone())).collect());
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = cores();
         let next = Arc::new(AtomicUsize::new(0));
         let mut workers = Vec::new();
         for _ in 0..cores.min(jobs.len()) {
@@ -97,6 +97,12 @@ impl Exporter {
         runs.sort_by_key(|r| order(r.name));
         assemble(runs)
     }
+}
+
+/// CPUs available to us, asked once (the std call reads cgroup files every time).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
 }
 
 struct Run {

@@ -215,6 +215,10 @@ pub fn push_value(out: &mut String, v: f64) {
 }
 
 fn push_help(out: &mut String, help: &str, escape_quotes: bool) {
+    if !help.contains(['\\', '\n', '"']) {
+        out.push_str(help);
+        return;
+    }
     for c in help.chars() {
         match c {
             '\\' => out.push_str("\\\\"),

@@ -1,7 +1,7 @@
 //! `cpu`: per-CPU time by mode from /proc/stat, as node_exporter's cpu collector
 //! (`node_cpu_seconds_total`, `node_cpu_guest_seconds_total`).
 
-use super::{num, parse_error, read, CollectError, Collector, Context};
+use super::{num, parse_error, CollectError, Collector, Context, OpenFiles};
 use fleetwatch_common::expfmt::Family;
 use std::path::PathBuf;
 
@@ -47,15 +47,16 @@ pub fn parse(text: &str) -> Result<Vec<CpuTimes>, String> {
 
 pub struct Cpu {
     path: PathBuf,
+    files: OpenFiles,
 }
 
 pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
-    Ok(Box::new(Cpu { path: ctx.paths.proc("stat") }))
+    Ok(Box::new(Cpu { path: ctx.paths.proc("stat"), files: OpenFiles::default() }))
 }
 
 impl Collector for Cpu {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
-        let cpus = parse(&read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
+        let cpus = parse(&self.files.read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
         let mut seconds = Family::counter("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.");
         let mut guest = Family::counter("node_cpu_guest_seconds_total", "Seconds the CPUs spent in guests (VMs) for each mode.");
         for c in &cpus {

@@ -6,7 +6,7 @@
 //! `node_filesystem_device_error=1` and skipped by later scrapes until that call returns, so a
 //! scrape never hangs and at most one thread is ever parked on each stuck mount.
 
-use super::{read, CollectError, Collector, Context};
+use super::{CollectError, Collector, Context, OpenFiles};
 use crate::paths::Paths;
 use fleetwatch_common::config::ConfigRegex;
 use fleetwatch_common::expfmt::Family;
@@ -129,6 +129,7 @@ pub struct Filesystem {
     mount_points_exclude: ConfigRegex,
     fs_types_exclude: ConfigRegex,
     runner: StatfsRunner,
+    files: OpenFiles,
 }
 
 pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
@@ -142,12 +143,13 @@ impl Filesystem {
             paths: ctx.paths.clone(),
             mount_points_exclude: cfg.mount_points_exclude.clone(),
             fs_types_exclude: cfg.fs_types_exclude.clone(),
+            files: OpenFiles::default(),
             runner: StatfsRunner::new(statfs, ctx.shared.stuck_mounts.clone(), cfg.mount_timeout.0),
         }
     }
 
     fn mounts(&self) -> Result<Vec<Mount>, CollectError> {
-        let text = read(&self.paths.proc("1/mounts")).or_else(|_| read(&self.paths.proc("mounts")))?;
+        let text = self.files.read(&self.paths.proc("1/mounts")).or_else(|_| self.files.read(&self.paths.proc("mounts")))?;
         let mut seen = HashSet::new();
         Ok(parse_mounts(&text)
             .into_iter()

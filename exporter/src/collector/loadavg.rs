@@ -1,6 +1,6 @@
 //! `loadavg`: the 1, 5 and 15 minute load averages from /proc/loadavg (`node_load1/5/15`).
 
-use super::{parse_error, read, CollectError, Collector, Context};
+use super::{parse_error, CollectError, Collector, Context, OpenFiles};
 use fleetwatch_common::expfmt::Family;
 use std::path::PathBuf;
 
@@ -16,15 +16,16 @@ pub fn parse(text: &str) -> Result<[f64; 3], String> {
 
 pub struct Loadavg {
     path: PathBuf,
+    files: OpenFiles,
 }
 
 pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
-    Ok(Box::new(Loadavg { path: ctx.paths.proc("loadavg") }))
+    Ok(Box::new(Loadavg { path: ctx.paths.proc("loadavg"), files: OpenFiles::default() }))
 }
 
 impl Collector for Loadavg {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
-        let loads = parse(&read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
+        let loads = parse(&self.files.read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
         for ((name, help), v) in
             [("node_load1", "1m load average."), ("node_load5", "5m load average."), ("node_load15", "15m load average.")]
                 .into_iter()

@@ -1,7 +1,7 @@
 //! `meminfo`: every /proc/meminfo field as `node_memory_<Field>[_bytes]`, named exactly as
 //! node_exporter names them (`Active(anon)` becomes `Active_anon`; kB values become bytes).
 
-use super::{num, parse_error, read, CollectError, Collector, Context};
+use super::{num, parse_error, CollectError, Collector, Context, OpenFiles};
 use fleetwatch_common::expfmt::Family;
 use std::path::PathBuf;
 
@@ -24,15 +24,16 @@ pub fn parse(text: &str) -> Result<Vec<(String, f64)>, String> {
 
 pub struct Meminfo {
     path: PathBuf,
+    files: OpenFiles,
 }
 
 pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
-    Ok(Box::new(Meminfo { path: ctx.paths.proc("meminfo") }))
+    Ok(Box::new(Meminfo { path: ctx.paths.proc("meminfo"), files: OpenFiles::default() }))
 }
 
 impl Collector for Meminfo {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
-        let fields = parse(&read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
+        let fields = parse(&self.files.read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
         for (key, value) in fields {
             let mut f = Family::gauge(format!("node_memory_{key}"), format!("Memory information field {key}."));
             f.add(&[], value);

@@ -16,8 +16,10 @@ pub mod uname;
 use crate::config::Config;
 use crate::paths::Paths;
 use fleetwatch_common::expfmt::Family;
+use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Why a collector produced nothing (or not everything) this scrape.
 #[derive(Debug, thiserror::Error)]
@@ -84,31 +86,76 @@ pub fn names() -> Vec<&'static str> {
     REGISTRY.iter().map(|s| s.name).collect()
 }
 
-/// Reads a whole file into a string, naming the path on failure.
-pub fn read(path: &Path) -> Result<String, CollectError> {
-    read_small(path).map_err(|source| CollectError::Io { path: path.to_path_buf(), source })
+/// Files under /proc and /sys that a collector re-reads every scrape, kept open and re-read from
+/// offset 0 with `pread` (procfs and sysfs regenerate a file's content on each read from its
+/// start), which saves an open and a close per file per scrape. A handle that fails (a network
+/// device that went away) is dropped and the path opened afresh.
+#[derive(Default)]
+pub struct OpenFiles(Mutex<HashMap<PathBuf, Arc<File>>>);
+
+impl OpenFiles {
+    pub fn read(&self, path: &Path) -> Result<String, CollectError> {
+        self.read_io(path).map_err(|source| CollectError::Io { path: path.to_path_buf(), source })
+    }
+
+    pub fn read_io(&self, path: &Path) -> std::io::Result<String> {
+        let cached = self.0.lock().ok().and_then(|m| m.get(path).cloned());
+        if let Some(file) = cached {
+            match read_at_start(&file) {
+                Ok(text) => return Ok(text),
+                Err(_) => {
+                    if let Ok(mut m) = self.0.lock() {
+                        m.remove(path);
+                    }
+                }
+            }
+        }
+        let file = Arc::new(File::open(path)?);
+        let text = read_at_start(&file)?;
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(path.to_path_buf(), file);
+        }
+        Ok(text)
+    }
 }
 
-/// Reads a /proc or /sys file with one open and as few `read` calls as possible: no metadata
-/// call for a size hint (procfs reports 0) and no small probing reads.
-pub fn read_small(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
+/// Reads a whole file from offset 0 with `pread`, in as few calls as possible.
+fn read_at_start(file: &File) -> std::io::Result<String> {
+    use std::os::unix::fs::FileExt;
     let mut buf = vec![0u8; 16 * 1024];
     let mut len = 0;
     loop {
         if len == buf.len() {
             buf.resize(buf.len() * 2, 0);
         }
-        match file.read(&mut buf[len..]) {
+        match file.read_at(&mut buf[len..], len as u64) {
             Ok(0) => break,
             Ok(n) => len += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // Not seekable (a pipe): read it sequentially instead.
+            Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => return read_sequential(file),
             Err(e) => return Err(e),
         }
     }
     buf.truncate(len);
     String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Reads a whole file into a string, naming the path on failure.
+pub fn read(path: &Path) -> Result<String, CollectError> {
+    read_small(path).map_err(|source| CollectError::Io { path: path.to_path_buf(), source })
+}
+
+fn read_sequential(mut file: &File) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Reads a file once (one open, no size probe): for files that are not re-read every scrape.
+pub fn read_small(path: &Path) -> std::io::Result<String> {
+    read_at_start(&File::open(path)?)
 }
 
 /// A parse error about `path`.

@@ -1,7 +1,7 @@
 //! `netdev`: per-interface counters from /proc/net/dev (`node_network_{receive,transmit}_*_total`),
 //! plus `receive_nohandler` from sysfs, as node_exporter reports them.
 
-use super::{num, parse_error, read, CollectError, Collector, Context};
+use super::{num, parse_error, CollectError, Collector, Context, OpenFiles};
 use fleetwatch_common::config::ConfigRegex;
 use fleetwatch_common::expfmt::Family;
 use std::path::PathBuf;
@@ -48,6 +48,7 @@ pub struct Netdev {
     sys_class_net: PathBuf,
     exclude: Option<ConfigRegex>,
     include: Option<ConfigRegex>,
+    files: OpenFiles,
 }
 
 pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
@@ -57,6 +58,7 @@ pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
         sys_class_net: ctx.paths.sys("class/net"),
         exclude: cfg.device_exclude.clone(),
         include: cfg.device_include.clone(),
+        files: OpenFiles::default(),
     }))
 }
 
@@ -68,7 +70,7 @@ impl Netdev {
 
 impl Collector for Netdev {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
-        let devices = parse(&read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
+        let devices = parse(&self.files.read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
         let mut families: Vec<Family> =
             FIELDS.iter().map(|f| Family::counter(format!("node_network_{f}_total"), format!("Network device statistic {f}."))).collect();
         let mut nohandler = Family::counter("node_network_receive_nohandler_total", "Network device statistic receive_nohandler.");
@@ -77,7 +79,7 @@ impl Collector for Netdev {
                 family.add(&[("device", device)], *v);
             }
             let path = self.sys_class_net.join(device).join("statistics/rx_nohandler");
-            if let Some(v) = super::read_small(&path).ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+            if let Some(v) = self.files.read_io(&path).ok().and_then(|s| s.trim().parse::<u64>().ok()) {
                 nohandler.add(&[("device", device)], v as f64);
             }
         }

@@ -1,7 +1,7 @@
 //! `pressure`: pressure stall information from /proc/pressure (`node_pressure_*`), as
 //! node_exporter's pressure collector: the `total=` stall times in seconds.
 
-use super::{parse_error, CollectError, Collector, Context};
+use super::{parse_error, CollectError, Collector, Context, OpenFiles};
 use fleetwatch_common::expfmt::Family;
 use std::path::PathBuf;
 
@@ -31,10 +31,11 @@ pub fn parse(text: &str) -> Result<Pressure, String> {
 
 pub struct PressureCollector {
     dir: PathBuf,
+    files: OpenFiles,
 }
 
 pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
-    Ok(Box::new(PressureCollector { dir: ctx.paths.proc("pressure") }))
+    Ok(Box::new(PressureCollector { dir: ctx.paths.proc("pressure"), files: OpenFiles::default() }))
 }
 
 /// (resource, some metric, some help, full metric, full help)
@@ -59,12 +60,16 @@ const FAMILIES: [(&str, &str, &str, Option<(&str, &str)>); 3] = [
 
 impl Collector for PressureCollector {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
-        if !self.dir.is_dir() {
-            return Err(CollectError::NoData(format!("{} does not exist (kernel without PSI)", self.dir.display())));
-        }
         for (resource, some_name, some_help, full) in FAMILIES {
             let path = self.dir.join(resource);
-            let p = parse(&super::read(&path)?).map_err(|e| parse_error(&path, e))?;
+            let text = match self.files.read_io(&path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(CollectError::NoData(format!("{} does not exist (kernel without PSI)", path.display())));
+                }
+                Err(source) => return Err(CollectError::Io { path, source }),
+            };
+            let p = parse(&text).map_err(|e| parse_error(&path, e))?;
             if let Some(v) = p.some {
                 let mut f = Family::counter(some_name, some_help);
                 f.add(&[], v);

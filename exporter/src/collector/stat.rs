@@ -1,7 +1,7 @@
 //! `stat`: kernel counters from /proc/stat (boot time, context switches, forks, interrupts,
 //! running and blocked processes), as node_exporter's stat collector.
 
-use super::{num, parse_error, read, CollectError, Collector, Context};
+use super::{num, parse_error, CollectError, Collector, Context, OpenFiles};
 use fleetwatch_common::expfmt::Family;
 use std::path::PathBuf;
 
@@ -43,15 +43,16 @@ pub fn parse(text: &str) -> Result<KernelStat, String> {
 
 pub struct Stat {
     path: PathBuf,
+    files: OpenFiles,
 }
 
 pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
-    Ok(Box::new(Stat { path: ctx.paths.proc("stat") }))
+    Ok(Box::new(Stat { path: ctx.paths.proc("stat"), files: OpenFiles::default() }))
 }
 
 impl Collector for Stat {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
-        let s = parse(&read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
+        let s = parse(&self.files.read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
         let gauges = [
             ("node_boot_time_seconds", "Node boot time, in unixtime.", s.boot_time),
             ("node_procs_running", "Number of processes in runnable state.", s.procs_running),

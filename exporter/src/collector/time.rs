@@ -1,17 +1,26 @@
 //! `time`: the system clock, time zone and clocksources (`node_time_*`), as node_exporter's time
 //! collector.
 
-use super::{CollectError, Collector, Context};
+use super::{CollectError, Collector, Context, OpenFiles};
 use fleetwatch_common::expfmt::Family;
 use std::ffi::CStr;
 use std::path::PathBuf;
 
 pub struct Time {
-    clocksource_dir: PathBuf,
+    /// (device number, its clocksourceN directory), listed once: clocksource devices are fixed.
+    devices: Vec<(String, PathBuf)>,
+    files: OpenFiles,
 }
 
 pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
-    Ok(Box::new(Time { clocksource_dir: ctx.paths.sys("devices/system/clocksource") }))
+    let dir = ctx.paths.sys("devices/system/clocksource");
+    let mut devices: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries.flatten().filter_map(|e| Some((e.file_name().to_str()?.strip_prefix("clocksource")?.to_string(), e.path()))).collect()
+        })
+        .unwrap_or_default();
+    devices.sort();
+    Ok(Box::new(Time { devices, files: OpenFiles::default() }))
 }
 
 /// The local time zone's abbreviation and offset from UTC in seconds.
@@ -29,22 +38,15 @@ fn local_zone(now_secs: i64) -> (String, f64) {
 
 impl Time {
     /// (device number, available clocksources, current clocksource) per clocksourceN directory.
-    fn clocksources(&self) -> Vec<(String, Vec<String>, String)> {
-        let Ok(entries) = std::fs::read_dir(&self.clocksource_dir) else {
-            return vec![];
-        };
-        let mut out: Vec<_> = entries
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let device = name.strip_prefix("clocksource")?.to_string();
-                let read = |f: &str| super::read_small(&e.path().join(f)).unwrap_or_default();
-                let available = read("available_clocksource").split_ascii_whitespace().map(String::from).collect();
-                Some((device, available, read("current_clocksource").trim().to_string()))
+    fn clocksources(&self) -> Vec<(&str, Vec<String>, String)> {
+        let read = |dir: &PathBuf, f: &str| self.files.read_io(&dir.join(f)).unwrap_or_default();
+        self.devices
+            .iter()
+            .map(|(device, dir)| {
+                let available = read(dir, "available_clocksource").split_ascii_whitespace().map(String::from).collect();
+                (device.as_str(), available, read(dir, "current_clocksource").trim().to_string())
             })
-            .collect();
-        out.sort();
-        out
+            .collect()
     }
 }
 
@@ -62,10 +64,10 @@ impl Collector for Time {
             Family::gauge("node_time_clocksource_current_info", "Current clocksource read from '/sys/devices/system/clocksource'.");
         for (device, available, cur) in self.clocksources() {
             for source in &available {
-                avail.add(&[("clocksource", source), ("device", &device)], 1.0);
+                avail.add(&[("clocksource", source), ("device", device)], 1.0);
             }
             if !cur.is_empty() {
-                current.add(&[("clocksource", &cur), ("device", &device)], 1.0);
+                current.add(&[("clocksource", &cur), ("device", device)], 1.0);
             }
         }
         out.extend([t, z, avail, current]);
