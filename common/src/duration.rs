@@ -59,7 +59,7 @@ pub fn format_duration(d: Duration) -> String {
     }
     let mut out = String::new();
     let mut units = UNITS;
-    units.sort_by(|a, b| b.1.cmp(&a.1));
+    units.sort_by_key(|u| std::cmp::Reverse(u.1));
     for (unit, size) in units {
         if ms >= size {
             out.push_str(&format!("{}{}", ms / size, unit));

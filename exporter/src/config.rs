@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 /// The embedded default configuration.
 pub const DEFAULT_YAML: &str = include_str!("default.yml");
 
-#[derive(Debug, Clone, Deserialize)]
+/// The whole file. `Config::default()` equals an empty file; `default.yml` spells those values out.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -27,18 +28,6 @@ pub struct Config {
     pub textfile: TextfileConfig,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        // An empty document takes every serde default; `default.yml` spells the same values out.
-        Config {
-            collectors: CollectorToggles::default(),
-            filesystem: FilesystemConfig::default(),
-            diskstats: DiskstatsConfig::default(),
-            netdev: NetdevConfig::default(),
-            textfile: TextfileConfig::default(),
-        }
-    }
-}
 
 impl Config {
     /// Loads a config file, or the embedded default when `path` is `None`.

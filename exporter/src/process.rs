@@ -74,10 +74,10 @@ pub fn process_metrics(out: &mut Vec<Family>) {
         }
     }
     if let Ok(limits) = own_files().read_io(Path::new("/proc/self/limits")).as_deref() {
-        if let Some(max) = parse_limit(&limits, "Max open files") {
+        if let Some(max) = parse_limit(limits, "Max open files") {
             gauge(out, "process_max_fds", "Maximum number of open file descriptors.", max.unwrap_or(u64::MAX as f64));
         }
-        if let Some(max) = parse_limit(&limits, "Max address space") {
+        if let Some(max) = parse_limit(limits, "Max address space") {
             gauge(
                 out,
                 "process_virtual_memory_max_bytes",

@@ -157,7 +157,7 @@ fn unescape_help(s: &str) -> Result<String, String> {
 }
 
 fn parse_sample_line(line: &str) -> Result<ParsedSample, String> {
-    let name_len = line.find(|c: char| c == '{' || c == ' ' || c == '\t').unwrap_or(line.len());
+    let name_len = line.find(['{', ' ', '\t']).unwrap_or(line.len());
     let name = &line[..name_len];
     if !is_valid_metric_name(name) {
         return Err(format!("invalid metric name {name:?}"));

@@ -38,8 +38,11 @@ pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
     Ok(Box::new(PressureCollector { dir: ctx.paths.proc("pressure"), files: OpenFiles::default() }))
 }
 
-/// (resource, some metric, some help, full metric, full help)
-const FAMILIES: [(&str, &str, &str, Option<(&str, &str)>); 3] = [
+/// A family name and its help text.
+type Named = (&'static str, &'static str);
+
+/// (resource file, `some` metric name, its help, the `full` family if node_exporter exports one)
+const FAMILIES: [(&str, &str, &str, Option<Named>); 3] = [
     ("cpu", "node_pressure_cpu_waiting_seconds_total", "Total time in seconds that processes have waited for CPU time", None),
     (
         "io",

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this and nothing else).
+# 1. Installs what the tests need when it is missing (Debian packages: prometheus + promtool,
+#    prometheus-node-exporter, curl; the Rust components rustfmt and clippy).
+# 2. cargo fmt --check, cargo clippy --all-targets -D warnings, builds the binaries, and runs
+#    cargo test --workspace (unit, fixture/golden, HTTP, CLI and real-Prometheus tests).
+# Tests that need a tool fail in CI when it is missing; elsewhere they print why they skip.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo); fi
+
+missing=()
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
+command -v curl >/dev/null || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing: ${missing[*]}"
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's packages start their own daemons where an init system exists; the tests use their
+# own free ports, so those do not interfere.
+
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  echo "==> installing rustfmt and clippy"
+  rustup component add rustfmt clippy
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "==> cargo build (binaries used by the end-to-end tests)"
+cargo build --workspace --bins
+echo "==> cargo test"
+cargo test --workspace
