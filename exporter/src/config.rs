@@ -28,7 +28,6 @@ pub struct Config {
     pub textfile: TextfileConfig,
 }
 
-
 impl Config {
     /// Loads a config file, or the embedded default when `path` is `None`.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {

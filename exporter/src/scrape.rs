@@ -66,43 +66,61 @@ impl Exporter {
             .collect())
     }
 
-    /// Runs the chosen collectors concurrently and returns the merged families, including the
-    /// per-collector duration and success families. The collectors are shared out among as many
-    /// blocking workers as there are CPUs (at most one per collector): concurrency where it
-    /// helps, without a thread hand-off per collector.
+    /// Runs the chosen collectors and returns the merged families, including the per-collector
+    /// duration and success families. Collectors run concurrently on blocking workers that take
+    /// them from a shared queue: one worker starts, and another joins whenever the queue has
+    /// not moved for `HELPER_AFTER` (a slow or hung collector never holds up the others), up to
+    /// one worker per collector. Fast scrapes thus cost no thread hand-offs beyond the first.
     pub async fn scrape(&self, chosen: &[&'static str]) -> Vec<Family> {
-        let jobs: Arc<Vec<(&'static str, Arc<dyn Collector>)>> =
-            Arc::new(self.collectors.iter().filter(|(n, _)| chosen.contains(n)).map(|(n, c)| (*n, c.clone())).collect());
-        let cores = cores();
-        let next = Arc::new(AtomicUsize::new(0));
-        let mut workers = Vec::new();
-        for _ in 0..cores.min(jobs.len()) {
-            let (jobs, next) = (jobs.clone(), next.clone());
-            workers.push(tokio::task::spawn_blocking(move || {
-                let mut done = Vec::new();
-                while let Some((name, c)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    done.push(run_one(name, c.as_ref()));
-                }
-                done
-            }));
-        }
+        let queue = Arc::new(Queue {
+            jobs: self.collectors.iter().filter(|(n, _)| chosen.contains(n)).map(|(n, c)| (*n, c.clone())).collect(),
+            next: AtomicUsize::new(0),
+        });
+        let mut workers = tokio::task::JoinSet::new();
         let mut runs = Vec::new();
-        for w in workers {
-            match w.await {
-                Ok(done) => runs.extend(done),
-                Err(e) => tracing::error!(err = %e, "scrape worker failed"),
+        let mut last_seen = None;
+        loop {
+            let taken = queue.next.load(Ordering::Relaxed).min(queue.jobs.len());
+            let waiting = taken < queue.jobs.len();
+            if !waiting && workers.is_empty() {
+                break;
+            }
+            // Start one worker, and add one whenever the queue stood still since the last look.
+            if waiting && (workers.is_empty() || last_seen == Some(taken)) && workers.len() < queue.jobs.len() {
+                let q = queue.clone();
+                workers.spawn_blocking(move || q.drain());
+            }
+            last_seen = Some(taken);
+            match tokio::time::timeout(HELPER_AFTER, workers.join_next()).await {
+                Ok(Some(Ok(done))) => runs.extend(done),
+                Ok(Some(Err(e))) => tracing::error!(err = %e, "scrape worker failed"),
+                Ok(None) | Err(_) => {}
             }
         }
-        let order = |name: &str| jobs.iter().position(|(n, _)| *n == name);
+        let order = |name: &str| queue.jobs.iter().position(|(n, _)| *n == name);
         runs.sort_by_key(|r| order(r.name));
         assemble(runs)
     }
 }
 
-/// CPUs available to us, asked once (the std call reads cgroup files every time).
-fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+/// How long the collector queue may stand still before another worker joins.
+const HELPER_AFTER: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// The collectors of one scrape and the index of the next one to run.
+struct Queue {
+    jobs: Vec<(&'static str, Arc<dyn Collector>)>,
+    next: AtomicUsize,
+}
+
+impl Queue {
+    /// Runs collectors from the queue until it is empty.
+    fn drain(&self) -> Vec<Run> {
+        let mut done = Vec::new();
+        while let Some((name, c)) = self.jobs.get(self.next.fetch_add(1, Ordering::Relaxed)) {
+            done.push(run_one(name, c.as_ref()));
+        }
+        done
+    }
 }
 
 struct Run {
@@ -200,6 +218,37 @@ mod tests {
         fn collect(&self, _: &mut Vec<Family>) -> Result<(), CollectError> {
             panic!("collector bug")
         }
+    }
+
+    struct Sleeps(u64);
+    impl Collector for Sleeps {
+        fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
+            std::thread::sleep(std::time::Duration::from_millis(self.0));
+            let mut f = Family::gauge(format!("slept_{}", self.0), "h");
+            f.add(&[], 1.0);
+            out.push(f);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn slow_collectors_run_concurrently() {
+        let e = Exporter {
+            collectors: vec![
+                ("a", Arc::new(Sleeps(300))),
+                ("b", Arc::new(Sleeps(300))),
+                ("c", Arc::new(Sleeps(300))),
+                ("d", Arc::new(Sleeps(1))),
+            ],
+        };
+        let start = std::time::Instant::now();
+        let out = encode(&e.scrape(&["a", "b", "c", "d"]).await, Format::Text);
+        let took = start.elapsed();
+        assert!(took < std::time::Duration::from_millis(700), "collectors ran one after another: {took:?}");
+        for name in ["slept_300 1", "slept_1 1"] {
+            assert!(out.contains(name), "{out}");
+        }
+        assert_eq!(out.matches("fleetwatch_exporter_scrape_collector_success{").count(), 4);
     }
 
     #[tokio::test]

@@ -94,3 +94,28 @@ fn sighup_reloads_config_and_keeps_running_on_a_bad_one() {
     let body = get(port, "/metrics", &[]).text();
     assert!(body.contains("node_load1 ") && !body.contains("node_uname_info{"), "the previous config stays in force");
 }
+
+/// Real kernel: a tmpfs mounted and unmounted while the exporter runs appears and disappears
+/// (the mount table is re-read when the kernel reports a change).
+#[test]
+fn filesystem_follows_mounts_and_unmounts() {
+    if unsafe { libc::geteuid() } != 0 {
+        if std::env::var_os("CI").is_some() {
+            panic!("filesystem_follows_mounts_and_unmounts needs root to mount a tmpfs");
+        }
+        eprintln!("SKIP filesystem_follows_mounts_and_unmounts: needs root to mount a tmpfs");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("fw-mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let (_p, port) = exporter(&["--collector.disable-defaults", "--collector.filesystem"]);
+    let series = format!("node_filesystem_size_bytes{{device=\"fwtest\",fstype=\"tmpfs\",mountpoint=\"{}\"}} 1048576", mnt.display());
+    assert!(!get(port, "/metrics", &[]).text().contains(&series));
+    let (code, _, err) = run(Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "fwtest"]).arg(&mnt));
+    assert_eq!(code, 0, "mount failed: {err}");
+    let mounted = get(port, "/metrics", &[]).text();
+    let _ = run(Command::new("umount").arg(&mnt));
+    assert!(mounted.contains(&series), "new mount not reported");
+    assert!(!get(port, "/metrics", &[]).text().contains(&series), "unmounted filesystem still reported");
+}

@@ -81,6 +81,7 @@ impl Prometheus {
             .stderr(Stdio::null());
         let proc = Proc::spawn("prometheus", &mut cmd);
         wait_port(port, "prometheus");
+        support::eventually(Duration::from_secs(30), "prometheus ready", || (get(port, "/-/ready", &[]).status == 200).then_some(()));
         Prometheus { _proc: proc, port, _dir: dir }
     }
 

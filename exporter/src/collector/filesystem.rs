@@ -6,16 +6,17 @@
 //! `node_filesystem_device_error=1` and skipped by later scrapes until that call returns, so a
 //! scrape never hangs and at most one thread is ever parked on each stuck mount.
 
-use super::{CollectError, Collector, Context, OpenFiles};
+use super::{read_at_start, CollectError, Collector, Context};
 use crate::paths::Paths;
 use fleetwatch_common::config::ConfigRegex;
 use fleetwatch_common::expfmt::Family;
 use std::collections::HashSet;
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// One line of a mount table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -129,7 +130,24 @@ pub struct Filesystem {
     mount_points_exclude: ConfigRegex,
     fs_types_exclude: ConfigRegex,
     runner: StatfsRunner,
-    files: OpenFiles,
+    table: Mutex<Option<MountTable>>,
+}
+
+/// The mount table file, kept open, and the mounts last read from it (after the excludes).
+struct MountTable {
+    file: File,
+    /// procfs mount tables can be polled for changes; a recorded file is always re-read.
+    pollable: bool,
+    mounts: Vec<Mount>,
+}
+
+/// True when the kernel reports that the mount table changed since we last polled it.
+fn mount_table_changed(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLPRI, revents: 0 };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n != 0 && pfd.revents & (libc::POLLPRI | libc::POLLERR) != 0
 }
 
 pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
@@ -143,20 +161,49 @@ impl Filesystem {
             paths: ctx.paths.clone(),
             mount_points_exclude: cfg.mount_points_exclude.clone(),
             fs_types_exclude: cfg.fs_types_exclude.clone(),
-            files: OpenFiles::default(),
+            table: Mutex::new(None),
             runner: StatfsRunner::new(statfs, ctx.shared.stuck_mounts.clone(), cfg.mount_timeout.0),
         }
     }
 
+    /// The mounts to report: re-read only when the kernel says the table changed.
     fn mounts(&self) -> Result<Vec<Mount>, CollectError> {
-        let text = self.files.read(&self.paths.proc("1/mounts")).or_else(|_| self.files.read(&self.paths.proc("mounts")))?;
+        let mut table = self.table.lock().map_err(|_| CollectError::Other("mount table lock poisoned".into()))?;
+        if let Some(t) = table.as_ref() {
+            if t.pollable && !mount_table_changed(&t.file) {
+                return Ok(t.mounts.clone());
+            }
+        }
+        let (file, text) = match table.take() {
+            Some(t) => match read_at_start(&t.file) {
+                Ok(text) => (t.file, text),
+                Err(_) => self.open_mount_table()?,
+            },
+            None => self.open_mount_table()?,
+        };
+        let pollable = file.metadata().map(|m| m.len() == 0).unwrap_or(false);
         let mut seen = HashSet::new();
-        Ok(parse_mounts(&text)
+        let mounts: Vec<Mount> = parse_mounts(&text)
             .into_iter()
             .map(|m| Mount { mount_point: self.paths.strip_rootfs(&m.mount_point), ..m })
             .filter(|m| !self.mount_points_exclude.is_match(&m.mount_point) && !self.fs_types_exclude.is_match(&m.fstype))
             .filter(|m| seen.insert(m.clone()))
-            .collect())
+            .collect();
+        *table = Some(MountTable { file, pollable, mounts: mounts.clone() });
+        Ok(mounts)
+    }
+
+    /// Opens /proc/1/mounts (the host's table even in a container), falling back to /proc/mounts.
+    fn open_mount_table(&self) -> Result<(File, String), CollectError> {
+        let mut last = None;
+        for rel in ["1/mounts", "mounts"] {
+            let path = self.paths.proc(rel);
+            match File::open(&path).and_then(|f| read_at_start(&f).map(|t| (f, t))) {
+                Ok(ok) => return Ok(ok),
+                Err(source) => last = Some(CollectError::Io { path, source }),
+            }
+        }
+        Err(last.unwrap_or_else(|| CollectError::Other("no mount table".into())))
     }
 }
 
@@ -223,24 +270,19 @@ pub enum Outcome {
     Stuck,
 }
 
-/// Hand-over between the scrape thread and a statfs worker: once `abandoned` is set, the
-/// worker's current call is the scrape's stuck mount, which the worker clears when it returns.
-struct Handover {
+/// One scrape's statfs calls as the worker runs them. The worker records which call is running
+/// and since when, without waking the scrape; it wakes it once, when the batch is done. The
+/// scrape wakes itself when the running call passes its deadline, marks that mount stuck and
+/// sets `abandoned`; the worker, when its call finally returns, clears the mark and exits.
+struct Batch {
+    jobs: Vec<(usize, PathBuf)>,
+    results: Vec<Option<io::Result<FsStats>>>,
+    running: Option<(usize, Instant)>,
+    done: bool,
     abandoned: bool,
 }
 
-type Sent = (usize, io::Result<FsStats>);
-
-/// A batch of statfs calls for one scrape and where to send each result.
-struct Batch {
-    jobs: Vec<(usize, PathBuf)>,
-    reply: mpsc::Sender<Sent>,
-}
-
-struct Worker {
-    tx: mpsc::Sender<Batch>,
-    handover: Arc<Mutex<Handover>>,
-}
+type Shared = Arc<(Mutex<Batch>, Condvar)>;
 
 /// Runs statfs calls on one long-lived worker thread, waiting at most `timeout` for each. A
 /// worker whose call hangs is abandoned and replaced; it exits when that call returns.
@@ -248,7 +290,7 @@ pub struct StatfsRunner {
     statfs: StatfsFn,
     stuck: Arc<StuckMounts>,
     timeout: Duration,
-    worker: Mutex<Option<Worker>>,
+    worker: Mutex<Option<mpsc::Sender<Shared>>>,
 }
 
 impl StatfsRunner {
@@ -260,63 +302,68 @@ impl StatfsRunner {
     pub fn stat_all(&self, targets: &[PathBuf]) -> Vec<Outcome> {
         let mut results: Vec<Option<Outcome>> = targets.iter().map(|_| None).collect();
         let mut pending: Vec<usize> = (0..targets.len()).filter(|&i| !self.stuck.contains(&targets[i])).collect();
-        let mut attempts = 0;
-        while !pending.is_empty() && attempts <= targets.len() {
-            attempts += 1;
-            let (reply, rx) = mpsc::channel();
-            let Some(handover) = self.submit(Batch { jobs: pending.iter().map(|&i| (i, targets[i].clone())).collect(), reply }) else {
+        while !pending.is_empty() {
+            let batch = Arc::new((
+                Mutex::new(Batch {
+                    jobs: pending.iter().map(|&i| (i, targets[i].clone())).collect(),
+                    results: targets.iter().map(|_| None).collect(),
+                    running: None,
+                    done: false,
+                    abandoned: false,
+                }),
+                Condvar::new(),
+            ));
+            if !self.submit(batch.clone()) {
                 break;
-            };
-            let mut rest = std::mem::take(&mut pending).into_iter().peekable();
-            while let Some(&expected) = rest.peek() {
-                match rx.recv_timeout(self.timeout) {
-                    Ok((i, r)) => {
-                        results[i] = Some(Outcome::Done(r));
-                        rest.next();
-                    }
-                    Err(RecvTimeoutError::Timeout) => {
-                        let Ok(mut h) = handover.lock() else { break };
-                        // The result may have arrived between the timeout and taking the lock.
-                        if let Ok((i, r)) = rx.try_recv() {
-                            results[i] = Some(Outcome::Done(r));
-                            rest.next();
-                            continue;
-                        }
-                        h.abandoned = true;
-                        self.stuck.insert(&targets[expected]);
-                        self.drop_worker();
-                        rest.next();
-                        pending = rest.collect();
-                        break;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => {
-                        // The worker died (its statfs panicked): start afresh next round.
-                        self.drop_worker();
-                        pending = rest.collect();
-                        break;
-                    }
+            }
+            let stuck_at = self.wait(&batch);
+            let Ok(mut b) = batch.0.lock() else { break };
+            for (i, r) in b.results.iter_mut().enumerate() {
+                if let Some(r) = r.take() {
+                    results[i] = Some(Outcome::Done(r));
                 }
             }
+            pending = match stuck_at {
+                Some(stuck) => pending.into_iter().filter(|&i| i != stuck && results[i].is_none()).collect(),
+                None => vec![],
+            };
         }
         results.into_iter().map(|r| r.unwrap_or(Outcome::Stuck)).collect()
     }
 
-    /// Hands a batch to the worker (starting one if needed); returns its hand-over state.
-    fn submit(&self, batch: Batch) -> Option<Arc<Mutex<Handover>>> {
-        let mut guard = self.worker.lock().ok()?;
-        if guard.is_none() {
-            *guard = Some(self.spawn()?);
+    /// Waits for the batch; returns the index of the call that hung, if one did.
+    fn wait(&self, batch: &Shared) -> Option<usize> {
+        let (lock, cv) = &**batch;
+        let mut b = lock.lock().ok()?;
+        loop {
+            if b.done {
+                return None;
+            }
+            let now = Instant::now();
+            let wait_for = match b.running {
+                Some((i, started)) if now >= started + self.timeout => {
+                    b.abandoned = true;
+                    self.stuck.insert(&b.jobs.iter().find(|(j, _)| *j == i)?.1);
+                    self.drop_worker();
+                    return Some(i);
+                }
+                Some((_, started)) => started + self.timeout - now,
+                None => self.timeout,
+            };
+            b = cv.wait_timeout(b, wait_for).ok()?.0;
         }
-        let w = guard.as_ref()?;
-        match w.tx.send(batch) {
-            Ok(()) => Some(w.handover.clone()),
-            Err(mpsc::SendError(batch)) => {
-                *guard = Some(self.spawn()?);
-                let w = guard.as_ref()?;
-                w.tx.send(batch).ok()?;
-                Some(w.handover.clone())
+    }
+
+    /// Hands a batch to the worker, starting one if there is none or it has gone.
+    fn submit(&self, batch: Shared) -> bool {
+        let Ok(mut guard) = self.worker.lock() else { return false };
+        if let Some(tx) = guard.as_ref() {
+            if tx.send(batch.clone()).is_ok() {
+                return true;
             }
         }
+        *guard = self.spawn();
+        guard.as_ref().is_some_and(|tx| tx.send(batch).is_ok())
     }
 
     fn drop_worker(&self) {
@@ -325,31 +372,52 @@ impl StatfsRunner {
         }
     }
 
-    fn spawn(&self) -> Option<Worker> {
-        let (tx, rx) = mpsc::channel::<Batch>();
-        let handover = Arc::new(Mutex::new(Handover { abandoned: false }));
-        let (statfs, stuck, h) = (self.statfs.clone(), self.stuck.clone(), handover.clone());
+    fn spawn(&self) -> Option<mpsc::Sender<Shared>> {
+        let (tx, rx) = mpsc::channel::<Shared>();
+        let (statfs, stuck) = (self.statfs.clone(), self.stuck.clone());
         let work = move || {
             for batch in rx {
-                for (i, path) in batch.jobs {
-                    let r = statfs(&path);
-                    let Ok(h) = h.lock() else { return };
-                    if h.abandoned {
-                        stuck.remove(&path);
-                        return;
-                    }
-                    let _ = batch.reply.send((i, r));
+                if !run_batch(&batch, &statfs, &stuck) {
+                    return;
                 }
             }
         };
         match std::thread::Builder::new().name("statfs".into()).stack_size(128 * 1024).spawn(work) {
-            Ok(_) => Some(Worker { tx, handover }),
+            Ok(_) => Some(tx),
             Err(e) => {
                 tracing::error!(err = %e, "cannot start statfs worker thread");
                 None
             }
         }
     }
+}
+
+/// The worker's side of one batch; false when the scrape abandoned this worker.
+fn run_batch(batch: &Shared, statfs: &StatfsFn, stuck: &StuckMounts) -> bool {
+    let (lock, cv) = &**batch;
+    let jobs = match lock.lock() {
+        Ok(b) => b.jobs.clone(),
+        Err(_) => return false,
+    };
+    for (i, path) in jobs {
+        match lock.lock() {
+            Ok(mut b) => b.running = Some((i, Instant::now())),
+            Err(_) => return false,
+        }
+        let r = statfs(&path);
+        let Ok(mut b) = lock.lock() else { return false };
+        if b.abandoned {
+            stuck.remove(&path);
+            return false;
+        }
+        b.results[i] = Some(r);
+        b.running = None;
+    }
+    if let Ok(mut b) = lock.lock() {
+        b.done = true;
+    }
+    cv.notify_one();
+    true
 }
 
 #[cfg(test)]

@@ -120,7 +120,7 @@ impl OpenFiles {
 }
 
 /// Reads a whole file from offset 0 with `pread`, in as few calls as possible.
-fn read_at_start(file: &File) -> std::io::Result<String> {
+pub(crate) fn read_at_start(file: &File) -> std::io::Result<String> {
     use std::os::unix::fs::FileExt;
     let mut buf = vec![0u8; 16 * 1024];
     let mut len = 0;

@@ -35,8 +35,18 @@ pub fn require(tool: &str, test: &str) -> bool {
     found
 }
 
+/// A port nothing listens on, never the same twice in one test binary (tests run in parallel,
+/// and the kernel may hand a just-released port to the next caller).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A child process killed (by PID) when dropped.
