@@ -51,7 +51,7 @@ fn boot_time() -> Option<f64> {
     })
 }
 
-fn gauge(out: &mut Vec<Family>, name: &str, help: &str, v: f64) {
+fn gauge(out: &mut Vec<Family>, name: &'static str, help: &'static str, v: f64) {
     let mut f = Family::gauge(name, help);
     f.add(&[], v);
     out.push(f);

@@ -2,6 +2,7 @@
 //! in the negotiated format. Sample lines are identical in both formats; only the metadata lines
 //! and the `# EOF` trailer differ, so each sample is formatted exactly once.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// The type of a metric family.
@@ -99,23 +100,24 @@ pub fn negotiate(accept: Option<&str>) -> Format {
 /// One metric family with its samples already rendered as exposition lines.
 #[derive(Debug, Clone)]
 pub struct Family {
-    name: String,
-    help: String,
+    name: Cow<'static, str>,
+    help: Cow<'static, str>,
     kind: MetricType,
     body: String,
     samples: usize,
 }
 
 impl Family {
-    pub fn new(name: impl Into<String>, help: impl Into<String>, kind: MetricType) -> Family {
-        Family { name: name.into(), help: help.into(), kind, body: String::new(), samples: 0 }
+    /// A family; static names and help texts (the usual case) cost no allocation.
+    pub fn new(name: impl Into<Cow<'static, str>>, help: impl Into<Cow<'static, str>>, kind: MetricType) -> Family {
+        Family { name: name.into(), help: help.into(), kind, body: String::with_capacity(128), samples: 0 }
     }
 
-    pub fn counter(name: impl Into<String>, help: impl Into<String>) -> Family {
+    pub fn counter(name: impl Into<Cow<'static, str>>, help: impl Into<Cow<'static, str>>) -> Family {
         Family::new(name, help, MetricType::Counter)
     }
 
-    pub fn gauge(name: impl Into<String>, help: impl Into<String>) -> Family {
+    pub fn gauge(name: impl Into<Cow<'static, str>>, help: impl Into<Cow<'static, str>>) -> Family {
         Family::new(name, help, MetricType::Gauge)
     }
 
@@ -182,7 +184,7 @@ impl Family {
 
 /// Escapes `\`, `"` and newline in a label value.
 pub fn push_escaped_label_value(out: &mut String, v: &str) {
-    if !v.contains(['\\', '"', '\n']) {
+    if !v.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
         out.push_str(v);
         return;
     }
@@ -215,7 +217,7 @@ pub fn push_value(out: &mut String, v: f64) {
 }
 
 fn push_help(out: &mut String, help: &str, escape_quotes: bool) {
-    if !help.contains(['\\', '\n', '"']) {
+    if !help.bytes().any(|b| matches!(b, b'\\' | b'\n' | b'"')) {
         out.push_str(help);
         return;
     }
@@ -247,9 +249,15 @@ pub fn encode(families: &[Family], format: Format) -> String {
 }
 
 fn write_text_meta(out: &mut String, f: &Family) {
-    let _ = write!(out, "# HELP {} ", f.name);
+    out.push_str("# HELP ");
+    out.push_str(&f.name);
+    out.push(' ');
     push_help(out, &f.help, false);
-    let _ = writeln!(out, "\n# TYPE {} {}", f.name, f.kind.text_name());
+    out.push_str("\n# TYPE ");
+    out.push_str(&f.name);
+    out.push(' ');
+    out.push_str(f.kind.text_name());
+    out.push('\n');
 }
 
 /// OpenMetrics names a counter family without its `_total` suffix. A counter whose samples lack
@@ -258,10 +266,10 @@ fn write_openmetrics_meta(out: &mut String, f: &Family) {
     let (name, kind) = match f.kind {
         MetricType::Counter => match f.name.strip_suffix("_total") {
             Some(base) => (base, "counter"),
-            None => (f.name.as_str(), "unknown"),
+            None => (f.name.as_ref(), "unknown"),
         },
-        MetricType::Untyped => (f.name.as_str(), "unknown"),
-        other => (f.name.as_str(), other.text_name()),
+        MetricType::Untyped => (f.name.as_ref(), "unknown"),
+        other => (f.name.as_ref(), other.text_name()),
     };
     let _ = writeln!(out, "# TYPE {name} {kind}");
     if !f.help.is_empty() {

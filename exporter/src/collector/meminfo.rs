@@ -3,7 +3,9 @@
 
 use super::{num, parse_error, CollectError, Collector, Context, OpenFiles};
 use fleetwatch_common::expfmt::Family;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 /// Parses /proc/meminfo into (metric suffix, value) pairs in file order.
 pub fn parse(text: &str) -> Result<Vec<(String, f64)>, String> {
@@ -22,6 +24,23 @@ pub fn parse(text: &str) -> Result<Vec<(String, f64)>, String> {
     Ok(out)
 }
 
+/// The family name and help for a meminfo key, built once per key for the life of the process.
+/// The keys are the kernel's fixed set of /proc/meminfo fields, so this stays small.
+fn family_names(key: &str) -> (&'static str, &'static str) {
+    static NAMES: Mutex<BTreeMap<String, (&'static str, &'static str)>> = Mutex::new(BTreeMap::new());
+    let mut names = match NAMES.lock() {
+        Ok(n) => n,
+        Err(p) => p.into_inner(),
+    };
+    if let Some(n) = names.get(key) {
+        return *n;
+    }
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let n = (leak(format!("node_memory_{key}")), leak(format!("Memory information field {key}.")));
+    names.insert(key.to_string(), n);
+    n
+}
+
 pub struct Meminfo {
     path: PathBuf,
     files: OpenFiles,
@@ -35,7 +54,8 @@ impl Collector for Meminfo {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
         let fields = parse(&self.files.read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
         for (key, value) in fields {
-            let mut f = Family::gauge(format!("node_memory_{key}"), format!("Memory information field {key}."));
+            let (name, help) = family_names(&key);
+            let mut f = Family::gauge(name, help);
             f.add(&[], value);
             out.push(f);
         }

@@ -122,23 +122,26 @@ impl OpenFiles {
 /// Reads a whole file from offset 0 with `pread`, in as few calls as possible.
 pub(crate) fn read_at_start(file: &File) -> std::io::Result<String> {
     use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut len = 0;
-    loop {
-        if len == buf.len() {
-            buf.resize(buf.len() * 2, 0);
-        }
-        match file.read_at(&mut buf[len..], len as u64) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            // Not seekable (a pipe): read it sequentially instead.
-            Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => return read_sequential(file),
-            Err(e) => return Err(e),
-        }
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 16 * 1024]);
     }
-    buf.truncate(len);
-    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    BUF.with_borrow_mut(|buf| {
+        let mut len = 0;
+        loop {
+            if len == buf.len() {
+                buf.resize(buf.len() * 2, 0);
+            }
+            match file.read_at(&mut buf[len..], len as u64) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // Not seekable (a pipe): read it sequentially instead.
+                Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => return read_sequential(file),
+                Err(e) => return Err(e),
+            }
+        }
+        String::from_utf8(buf[..len].to_vec()).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    })
 }
 
 /// Reads a whole file into a string, naming the path on failure.

@@ -6,24 +6,24 @@ use fleetwatch_common::config::ConfigRegex;
 use fleetwatch_common::expfmt::Family;
 use std::path::PathBuf;
 
-/// The sixteen /proc/net/dev columns in order, as node_exporter names them.
-pub const FIELDS: [&str; 16] = [
-    "receive_bytes",
-    "receive_packets",
-    "receive_errs",
-    "receive_drop",
-    "receive_fifo",
-    "receive_frame",
-    "receive_compressed",
-    "receive_multicast",
-    "transmit_bytes",
-    "transmit_packets",
-    "transmit_errs",
-    "transmit_drop",
-    "transmit_fifo",
-    "transmit_colls",
-    "transmit_carrier",
-    "transmit_compressed",
+/// The sixteen /proc/net/dev columns in order, as node_exporter names and describes them.
+pub const FIELDS: [(&str, &str); 16] = [
+    ("node_network_receive_bytes_total", "Network device statistic receive_bytes."),
+    ("node_network_receive_packets_total", "Network device statistic receive_packets."),
+    ("node_network_receive_errs_total", "Network device statistic receive_errs."),
+    ("node_network_receive_drop_total", "Network device statistic receive_drop."),
+    ("node_network_receive_fifo_total", "Network device statistic receive_fifo."),
+    ("node_network_receive_frame_total", "Network device statistic receive_frame."),
+    ("node_network_receive_compressed_total", "Network device statistic receive_compressed."),
+    ("node_network_receive_multicast_total", "Network device statistic receive_multicast."),
+    ("node_network_transmit_bytes_total", "Network device statistic transmit_bytes."),
+    ("node_network_transmit_packets_total", "Network device statistic transmit_packets."),
+    ("node_network_transmit_errs_total", "Network device statistic transmit_errs."),
+    ("node_network_transmit_drop_total", "Network device statistic transmit_drop."),
+    ("node_network_transmit_fifo_total", "Network device statistic transmit_fifo."),
+    ("node_network_transmit_colls_total", "Network device statistic transmit_colls."),
+    ("node_network_transmit_carrier_total", "Network device statistic transmit_carrier."),
+    ("node_network_transmit_compressed_total", "Network device statistic transmit_compressed."),
 ];
 
 /// Parses /proc/net/dev into (device, 16 counters).
@@ -71,8 +71,7 @@ impl Netdev {
 impl Collector for Netdev {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
         let devices = parse(&self.files.read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
-        let mut families: Vec<Family> =
-            FIELDS.iter().map(|f| Family::counter(format!("node_network_{f}_total"), format!("Network device statistic {f}."))).collect();
+        let mut families: Vec<Family> = FIELDS.iter().map(|(name, help)| Family::counter(*name, *help)).collect();
         let mut nohandler = Family::counter("node_network_receive_nohandler_total", "Network device statistic receive_nohandler.");
         for (device, values) in devices.iter().filter(|(d, _)| self.wanted(d)) {
             for (family, v) in families.iter_mut().zip(values) {
