@@ -24,23 +24,29 @@ pub enum ConfigError {
 }
 
 /// Expands `${NAME}` from the environment; `$${` stands for a literal `${`. Other `$` are kept,
-/// so bcrypt hashes such as `$2y$10$...` pass through untouched.
+/// so bcrypt hashes such as `$2y$10$...` pass through untouched, and YAML comments are left
+/// alone. An unset variable is an error carrying its line number.
 pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, (usize, String)> {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    let mut line = 1;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let (code, comment) = line.split_at(comment_start(line));
+        expand_line(code, &lookup, &mut out).map_err(|name| (i + 1, name))?;
+        out.push_str(comment);
+    }
+    Ok(out)
+}
+
+fn expand_line(mut rest: &str, lookup: &impl Fn(&str) -> Option<String>, out: &mut String) -> Result<(), String> {
     while let Some(pos) = rest.find('$') {
         let (before, after) = rest.split_at(pos);
-        line += before.matches('\n').count();
         out.push_str(before);
         if let Some(tail) = after.strip_prefix("$${") {
             out.push_str("${");
             rest = tail;
         } else if let Some(tail) = after.strip_prefix("${") {
-            let end = tail.find('}').ok_or((line, String::from("<unterminated>")))?;
+            let end = tail.find('}').ok_or_else(|| String::from("<unterminated ${>"))?;
             let name = &tail[..end];
-            let value = lookup(name).ok_or_else(|| (line, name.to_string()))?;
-            out.push_str(&value);
+            out.push_str(&lookup(name).ok_or_else(|| name.to_string())?);
             rest = &tail[end + 1..];
         } else {
             out.push('$');
@@ -48,7 +54,22 @@ pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result
         }
     }
     out.push_str(rest);
-    Ok(out)
+    Ok(())
+}
+
+/// Where a YAML comment starts in a line: a `#` at the start or after white space, outside quotes.
+fn comment_start(line: &str) -> usize {
+    let (mut single, mut double, mut prev) = (false, false, ' ');
+    for (i, c) in line.char_indices() {
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single && prev != '\\' => double = !double,
+            '#' if !single && !double && prev.is_whitespace() => return i,
+            _ => {}
+        }
+        prev = c;
+    }
+    line.len()
 }
 
 /// Reads, expands and parses a YAML config file.
@@ -221,6 +242,8 @@ mod tests {
         assert_eq!(expand_env("h: $2y$10$abc", env).unwrap(), "h: $2y$10$abc");
         assert_eq!(expand_env("x: $${HOST}", env).unwrap(), "x: ${HOST}");
         assert_eq!(expand_env("a\nb\nc: ${NOPE}", env), Err((3, "NOPE".to_string())));
+        assert_eq!(expand_env("# use ${NOPE} here\nx: 1 # or ${NOPE}\n", env).unwrap(), "# use ${NOPE} here\nx: 1 # or ${NOPE}\n");
+        assert_eq!(expand_env("x: \"a # ${HOST}\"\n", env).unwrap(), "x: \"a # db1\"\n");
     }
 
     #[test]

@@ -119,3 +119,14 @@ fn filesystem_follows_mounts_and_unmounts() {
     assert!(mounted.contains(&series), "new mount not reported");
     assert!(!get(port, "/metrics", &[]).text().contains(&series), "unmounted filesystem still reported");
 }
+
+#[test]
+fn shipped_example_config_and_embedded_default_are_valid() {
+    let example = support::repo_root().join("deploy/exporter.yml");
+    let (code, out, err) =
+        run(Command::new(bin("fleetwatch-exporter")).arg(format!("--config.file={}", example.display())).arg("--config.check"));
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(Command::new(bin("fleetwatch-exporter")).arg("--config.check"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("cpu") && out.contains("textfile"), "{out}");
+}
