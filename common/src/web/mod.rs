@@ -38,6 +38,8 @@ pub enum WebError {
     Config(#[from] crate::config::ConfigError),
     #[error("web config TLS: {0}")]
     Tls(String),
+    #[error("web config: http_server_config.headers: invalid header {0:?}")]
+    Header(String),
     #[error("web config: basic_auth_users: user {user:?} has an invalid bcrypt hash")]
     Hash { user: String },
 }
@@ -85,20 +87,29 @@ struct Loaded {
 pub struct WebState {
     path: Option<PathBuf>,
     current: RwLock<Arc<Loaded>>,
-    stamp: Mutex<(Instant, Vec<Option<SystemTime>>)>,
+    stamp: Mutex<Stamp>,
+}
+
+/// When we last looked, the files the loaded config depends on (itself, certificates, keys,
+/// CAs), and their modification times then.
+struct Stamp {
+    checked: Instant,
+    files: Vec<PathBuf>,
+    mtimes: Vec<Option<SystemTime>>,
 }
 
 impl WebState {
     /// Loads the web config; `None` serves plain HTTP without auth.
     pub fn load(path: Option<&Path>) -> Result<Arc<WebState>, WebError> {
-        let (loaded, stamp) = match path {
+        let (loaded, files) = match path {
             Some(p) => load_file(p)?,
             None => (Loaded { tls: None, auth: Arc::new(BasicAuth::new(Default::default())), headers: vec![], http2: true }, vec![]),
         };
+        let mtimes = file_stamps(&files);
         Ok(Arc::new(WebState {
             path: path.map(Path::to_path_buf),
             current: RwLock::new(Arc::new(loaded)),
-            stamp: Mutex::new((Instant::now(), stamp)),
+            stamp: Mutex::new(Stamp { checked: Instant::now(), files, mtimes }),
         }))
     }
 
@@ -117,49 +128,36 @@ impl WebState {
 
     fn maybe_reload(&self) {
         let Some(path) = &self.path else { return };
-        let Ok(mut stamp) = self.stamp.lock() else {
-            return;
-        };
-        if stamp.0.elapsed() < Duration::from_secs(1) {
+        let Ok(mut stamp) = self.stamp.lock() else { return };
+        if stamp.checked.elapsed() < Duration::from_secs(1) {
             return;
         }
-        stamp.0 = Instant::now();
-        let now = file_stamps(path, &referenced_files(path));
-        if now == stamp.1 {
+        stamp.checked = Instant::now();
+        let now = file_stamps(&stamp.files);
+        if now == stamp.mtimes {
             return;
         }
+        stamp.mtimes = now;
         match load_file(path) {
-            Ok((loaded, new_stamp)) => {
+            Ok((loaded, files)) => {
                 tracing::info!(file = %path.display(), "web config reloaded");
-                stamp.1 = new_stamp;
+                stamp.mtimes = file_stamps(&files);
+                stamp.files = files;
                 if let Ok(mut cur) = self.current.write() {
                     *cur = Arc::new(loaded);
                 }
             }
-            Err(e) => {
-                stamp.1 = now;
-                tracing::error!(file = %path.display(), err = %e, "web config reload failed; keeping the previous one");
-            }
+            Err(e) => tracing::error!(file = %path.display(), err = %e, "web config reload failed; keeping the previous one"),
         }
     }
 }
 
-/// The files a web config names (certificates, keys, CAs), whose changes also trigger a reload.
-fn referenced_files(path: &Path) -> Vec<PathBuf> {
-    let Ok(cfg) = crate::config::load_yaml_file::<WebConfig>(path) else {
-        return vec![];
-    };
-    let Some(tls) = cfg.tls_server_config else {
-        return vec![];
-    };
-    [tls.cert_file, tls.key_file, tls.client_ca_file].into_iter().flatten().collect()
+fn file_stamps(files: &[PathBuf]) -> Vec<Option<SystemTime>> {
+    files.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
 }
 
-fn file_stamps(path: &Path, others: &[PathBuf]) -> Vec<Option<SystemTime>> {
-    std::iter::once(path).chain(others.iter().map(PathBuf::as_path)).map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
-}
-
-fn load_file(path: &Path) -> Result<(Loaded, Vec<Option<SystemTime>>), WebError> {
+/// Loads a web config; returns it with the files it depends on (itself first).
+fn load_file(path: &Path) -> Result<(Loaded, Vec<PathBuf>), WebError> {
     let cfg: WebConfig = crate::config::load_yaml_file(path)?;
     for (user, hash) in &cfg.basic_auth_users {
         if hash.parse::<bcrypt::HashParts>().is_err() {
@@ -173,15 +171,13 @@ fn load_file(path: &Path) -> Result<(Loaded, Vec<Option<SystemTime>>), WebError>
     };
     let mut headers = Vec::new();
     for (k, v) in &cfg.http_server_config.headers {
-        let name = hyper::header::HeaderName::try_from(k.as_str()).map_err(|_| WebError::Tls(format!("invalid header name {k:?}")))?;
-        let value =
-            hyper::header::HeaderValue::try_from(v.as_str()).map_err(|_| WebError::Tls(format!("invalid value for header {k:?}")))?;
+        let name = hyper::header::HeaderName::try_from(k.as_str()).map_err(|_| WebError::Header(k.clone()))?;
+        let value = hyper::header::HeaderValue::try_from(v.as_str()).map_err(|_| WebError::Header(k.clone()))?;
         headers.push((name, value));
     }
-    let files: Vec<PathBuf> =
-        cfg.tls_server_config.iter().flat_map(|t| [t.cert_file.clone(), t.key_file.clone(), t.client_ca_file.clone()]).flatten().collect();
-    let stamp = file_stamps(path, &files);
-    Ok((Loaded { tls, auth: Arc::new(BasicAuth::new(cfg.basic_auth_users)), headers, http2 }, stamp))
+    let mut files = vec![path.to_path_buf()];
+    files.extend(cfg.tls_server_config.iter().flat_map(|t| [t.cert_file.clone(), t.key_file.clone(), t.client_ca_file.clone()]).flatten());
+    Ok((Loaded { tls, auth: Arc::new(BasicAuth::new(cfg.basic_auth_users)), headers, http2 }, files))
 }
 
 /// Serves on all listeners until `shutdown` resolves.
