@@ -2,7 +2,7 @@
 //! families (read from the real /proc/self, not the injected procfs).
 
 use crate::collector::{read_small, OpenFiles};
-use fleetwatch_common::expfmt::Family;
+use fleetwatch_common::expfmt::{Family, MetricType};
 use std::path::Path;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -52,9 +52,7 @@ fn boot_time() -> Option<f64> {
 }
 
 fn gauge(out: &mut Vec<Family>, name: &'static str, help: &'static str, v: f64) {
-    let mut f = Family::gauge(name, help);
-    f.add(&[], v);
-    out.push(f);
+    out.push(Family::single(name, help, MetricType::Gauge, v));
 }
 
 pub fn process_metrics(out: &mut Vec<Family>) {
@@ -64,9 +62,12 @@ pub fn process_metrics(out: &mut Vec<Family>) {
     if let Some((utime, stime, start, vsize, rss)) =
         own_files().read_io(Path::new("/proc/self/stat")).ok().as_deref().and_then(parse_self_stat)
     {
-        let mut cpu = Family::counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.");
-        cpu.add(&[], (utime + stime) / hz);
-        out.push(cpu);
+        out.push(Family::single(
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+            MetricType::Counter,
+            (utime + stime) / hz,
+        ));
         gauge(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.", vsize);
         gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.", rss * page);
         if let Some(btime) = boot_time() {

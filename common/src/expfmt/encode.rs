@@ -121,6 +121,13 @@ impl Family {
         Family::new(name, help, MetricType::Gauge)
     }
 
+    /// A family with one unlabelled sample (`node_load1 0.5`).
+    pub fn single(name: impl Into<Cow<'static, str>>, help: impl Into<Cow<'static, str>>, kind: MetricType, value: f64) -> Family {
+        let mut f = Family::new(name, help, kind);
+        f.add(&[], value);
+        f
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -1,7 +1,7 @@
 //! `loadavg`: the 1, 5 and 15 minute load averages from /proc/loadavg (`node_load1/5/15`).
 
 use super::{parse_error, CollectError, Collector, Context, OpenFiles};
-use fleetwatch_common::expfmt::Family;
+use fleetwatch_common::expfmt::{Family, MetricType};
 use std::path::PathBuf;
 
 pub fn parse(text: &str) -> Result<[f64; 3], String> {
@@ -31,9 +31,7 @@ impl Collector for Loadavg {
                 .into_iter()
                 .zip(loads)
         {
-            let mut f = Family::gauge(name, help);
-            f.add(&[], v);
-            out.push(f);
+            out.push(Family::single(name, help, MetricType::Gauge, v));
         }
         Ok(())
     }

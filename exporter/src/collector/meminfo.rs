@@ -2,7 +2,7 @@
 //! node_exporter names them (`Active(anon)` becomes `Active_anon`; kB values become bytes).
 
 use super::{num, parse_error, CollectError, Collector, Context, OpenFiles};
-use fleetwatch_common::expfmt::Family;
+use fleetwatch_common::expfmt::{Family, MetricType};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -55,9 +55,7 @@ impl Collector for Meminfo {
         let fields = parse(&self.files.read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
         for (key, value) in fields {
             let (name, help) = family_names(&key);
-            let mut f = Family::gauge(name, help);
-            f.add(&[], value);
-            out.push(f);
+            out.push(Family::single(name, help, MetricType::Gauge, value));
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! node_exporter's pressure collector: the `total=` stall times in seconds.
 
 use super::{parse_error, CollectError, Collector, Context, OpenFiles};
-use fleetwatch_common::expfmt::Family;
+use fleetwatch_common::expfmt::{Family, MetricType};
 use std::path::PathBuf;
 
 /// The `some` and `full` totals of one resource file, in seconds.
@@ -74,14 +74,10 @@ impl Collector for PressureCollector {
             };
             let p = parse(&text).map_err(|e| parse_error(&path, e))?;
             if let Some(v) = p.some {
-                let mut f = Family::counter(some_name, some_help);
-                f.add(&[], v);
-                out.push(f);
+                out.push(Family::single(some_name, some_help, MetricType::Counter, v));
             }
             if let (Some((name, help)), Some(v)) = (full, p.full) {
-                let mut f = Family::counter(name, help);
-                f.add(&[], v);
-                out.push(f);
+                out.push(Family::single(name, help, MetricType::Counter, v));
             }
         }
         Ok(())

@@ -2,7 +2,7 @@
 //! running and blocked processes), as node_exporter's stat collector.
 
 use super::{num, parse_error, CollectError, Collector, Context, OpenFiles};
-use fleetwatch_common::expfmt::Family;
+use fleetwatch_common::expfmt::{Family, MetricType};
 use std::path::PathBuf;
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -53,26 +53,15 @@ pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
 impl Collector for Stat {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
         let s = parse(&self.files.read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
-        let gauges = [
-            ("node_boot_time_seconds", "Node boot time, in unixtime.", s.boot_time),
-            ("node_procs_running", "Number of processes in runnable state.", s.procs_running),
-            ("node_procs_blocked", "Number of processes blocked waiting for I/O to complete.", s.procs_blocked),
+        let families = [
+            ("node_boot_time_seconds", "Node boot time, in unixtime.", MetricType::Gauge, s.boot_time),
+            ("node_procs_running", "Number of processes in runnable state.", MetricType::Gauge, s.procs_running),
+            ("node_procs_blocked", "Number of processes blocked waiting for I/O to complete.", MetricType::Gauge, s.procs_blocked),
+            ("node_context_switches_total", "Total number of context switches.", MetricType::Counter, s.context_switches),
+            ("node_forks_total", "Total number of forks.", MetricType::Counter, s.forks),
+            ("node_intr_total", "Total number of interrupts serviced.", MetricType::Counter, s.interrupts),
         ];
-        let counters = [
-            ("node_context_switches_total", "Total number of context switches.", s.context_switches),
-            ("node_forks_total", "Total number of forks.", s.forks),
-            ("node_intr_total", "Total number of interrupts serviced.", s.interrupts),
-        ];
-        for (name, help, v) in gauges {
-            let mut f = Family::gauge(name, help);
-            f.add(&[], v);
-            out.push(f);
-        }
-        for (name, help, v) in counters {
-            let mut f = Family::counter(name, help);
-            f.add(&[], v);
-            out.push(f);
-        }
+        out.extend(families.into_iter().map(|(name, help, kind, v)| Family::single(name, help, kind, v)));
         Ok(())
     }
 }
