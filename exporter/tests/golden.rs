@@ -21,7 +21,10 @@ fn fake_statfs(p: &Path) -> std::io::Result<FsStats> {
     if p.ends_with("mnt/nfs") {
         return Err(std::io::Error::from_raw_os_error(libc_estale()));
     }
-    let n = p.as_os_str().len() as f64;
+    // Derived from the mount point (the path below the fixture's root), not the clone's location.
+    let full = p.to_string_lossy();
+    let mount_point = full.rsplit_once("/host/root").map_or(full.as_ref(), |(_, rest)| rest);
+    let n = (mount_point.len() + 1) as f64;
     Ok(FsStats { size: n * 1e9, free: n * 4e8, avail: n * 3e8, files: n * 1e5, files_free: n * 9e4 })
 }
 
