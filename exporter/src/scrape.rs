@@ -2,7 +2,7 @@
 //! `fleetwatch_exporter_scrape_collector_{duration_seconds,success}`, and merge everything into
 //! one sorted list of families. A failing or panicking collector never fails the scrape.
 
-use crate::collector::{Collector, Context, Shared, REGISTRY};
+use crate::collector::{CollectError, Collector, Context, Shared, REGISTRY};
 use crate::config::Config;
 use crate::paths::Paths;
 use fleetwatch_common::expfmt::Family;
@@ -138,6 +138,11 @@ fn run_one(name: &'static str, c: &dyn Collector) -> Run {
     let seconds = start.elapsed().as_secs_f64();
     let ok = match result {
         Ok(Ok(())) => true,
+        Ok(Err(e @ CollectError::NoData(_))) => {
+            // Expected on some hosts (e.g. no PSI in the kernel): not worth a log line per scrape.
+            tracing::debug!(collector = name, err = %e, "collector returned no data");
+            false
+        }
         Ok(Err(e)) => {
             tracing::error!(collector = name, duration_seconds = seconds, err = %e, "collector failed");
             false
@@ -189,7 +194,6 @@ pub fn merge(mut families: Vec<Family>) -> Vec<Family> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collector::CollectError;
     use crate::config::CollectorName;
     use fleetwatch_common::expfmt::{encode, Format, MetricType};
     use std::collections::BTreeMap;

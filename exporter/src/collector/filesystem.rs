@@ -222,7 +222,7 @@ impl Collector for Filesystem {
                     None
                 }
                 Outcome::Stuck => {
-                    tracing::warn!(mountpoint = %m.mount_point, path = %target.display(), "mount point is not responding to statfs; skipping it until it does");
+                    tracing::debug!(mountpoint = %m.mount_point, path = %target.display(), "mount point still not responding to statfs; skipped");
                     None
                 }
             };
@@ -343,7 +343,9 @@ impl StatfsRunner {
             let wait_for = match b.running {
                 Some((i, started)) if now >= started + self.timeout => {
                     b.abandoned = true;
-                    self.stuck.insert(&b.jobs.iter().find(|(j, _)| *j == i)?.1);
+                    let path = &b.jobs.iter().find(|(j, _)| *j == i)?.1;
+                    tracing::warn!(path = %path.display(), timeout = ?self.timeout, "statfs did not return in time; reporting device_error=1 and skipping this mount until it answers");
+                    self.stuck.insert(path);
                     self.drop_worker();
                     return Some(i);
                 }
