@@ -5,7 +5,8 @@
 # Usage: benches/exporter_vs_node_exporter.sh          (from any directory)
 #
 # Environment:
-#   SCRAPES=2000         measured scrapes per exporter (after 20 warm-up scrapes)
+#   SCRAPES=2000         measured scrapes per exporter and round (after 20 warm-up scrapes)
+#   ROUNDS=3             rounds; the exporters take turns each round and the CPU is summed
 #   FLEETWATCH_BIN=path  use this binary instead of building one with cargo
 #   NODE_EXPORTER=path   node_exporter binary (default /usr/bin/prometheus-node-exporter)
 #   MATCH_FILTERS=1      pass fleetwatch's default filesystem/netdev filters to node_exporter
@@ -23,6 +24,7 @@ ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 SCRAPES=${SCRAPES:-2000}
+ROUNDS=${ROUNDS:-3}
 WARMUP=20
 NODE_EXPORTER=${NODE_EXPORTER:-/usr/bin/prometheus-node-exporter}
 MATCH_FILTERS=${MATCH_FILTERS:-1}
@@ -37,6 +39,7 @@ FW_NETDEV_DEVICE_EXCLUDE=''
 die() { echo "error: $*" >&2; exit 1; }
 
 [[ $SCRAPES =~ ^[1-9][0-9]*$ ]] || die "SCRAPES must be a positive integer, got '$SCRAPES'"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, got '$ROUNDS'"
 for tool in python3 curl getconf awk; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
@@ -202,19 +205,25 @@ PY
 # --- measure ---------------------------------------------------------------------------------------
 declare -A CPU_TICKS WALL CONNS HWM_KB RSS_KB BYTES SAMPLES NODE_SAMPLES
 
-measure() { # name pid port
-    local name=$1 pid=$2 port=$3 t0 t1 out
-    echo "measuring $name (pid $pid, port $port): $WARMUP warm-up + $SCRAPES scrapes ..." >&2
-    scrape "$port" "$WARMUP" >/dev/null
+# CPU over SCRAPES scrapes, added to the running total of that exporter.
+measure_cpu() { # name pid port
+    local name=$1 pid=$2 port=$3 t0 t1 out wall conns
     t0=$(cpu_ticks "$pid")
     out=$(scrape "$port" "$SCRAPES")
     t1=$(cpu_ticks "$pid")
-    CPU_TICKS[$name]=$((t1 - t0))
-    read -r "WALL[$name]" "CONNS[$name]" <<<"$out"
+    CPU_TICKS[$name]=$((${CPU_TICKS[$name]:-0} + t1 - t0))
+    read -r wall conns <<<"$out"
+    WALL[$name]=$(awk -v a="${WALL[$name]:-0}" -v b="$wall" 'BEGIN { printf "%.3f", a + b }')
+    CONNS[$name]=$((${CONNS[$name]:-0} + conns))
+}
+
+# Memory and one scrape's size and content, after the CPU rounds.
+measure_rest() { # name pid port
+    local name=$1 pid=$2 port=$3
     HWM_KB[$name]=$(status_kb "$pid" VmHWM)
     RSS_KB[$name]=$(status_kb "$pid" VmRSS)
-    # One more scrape, outside the CPU window, for size and content. `-H Accept:` removes curl's
-    # default Accept header; without --compressed curl sends no Accept-Encoding.
+    # `-H Accept:` removes curl's default Accept header; without --compressed curl sends no
+    # Accept-Encoding.
     curl -sf -H 'Accept:' -o "$TMP/$name.prom" "http://127.0.0.1:$port/metrics"
     BYTES[$name]=$(wc -c <"$TMP/$name.prom")
     SAMPLES[$name]=$(grep -cv -e '^#' -e '^[[:space:]]*$' "$TMP/$name.prom" || true)
@@ -222,11 +231,20 @@ measure() { # name pid port
     # as fleetwatch_exporter_*), so both sides count the same thing.
     NODE_SAMPLES[$name]=$(grep '^node_' "$TMP/$name.prom" | grep -cv '^node_scrape_collector_\|^node_exporter_build_info' || true)
 }
-measure fleetwatch "$FW_PID" "$P1"
-measure node_exporter "$NE_PID" "$P2"
+
+# The two exporters take turns, ROUNDS times, so that drift in the machine's speed hits both.
+scrape "$P1" "$WARMUP" >/dev/null
+scrape "$P2" "$WARMUP" >/dev/null
+for ((round = 1; round <= ROUNDS; round++)); do
+    echo "round $round/$ROUNDS: $SCRAPES scrapes each ..." >&2
+    measure_cpu fleetwatch "$FW_PID" "$P1"
+    measure_cpu node_exporter "$NE_PID" "$P2"
+done
+measure_rest fleetwatch "$FW_PID" "$P1"
+measure_rest node_exporter "$NE_PID" "$P2"
 
 # --- report --------------------------------------------------------------------------------------
-cpu_ms() { awk -v t="$1" -v hz="$CLK_TCK" -v n="$SCRAPES" 'BEGIN { printf "%.4f", t * 1000 / hz / n }'; }
+cpu_ms() { awk -v t="$1" -v hz="$CLK_TCK" -v n="$((SCRAPES * ROUNDS))" 'BEGIN { printf "%.4f", t * 1000 / hz / n }'; }
 mb() { awk -v kb="$1" 'BEGIN { printf "%.2f", kb / 1024 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.3f", a / b }'; }
 
@@ -240,7 +258,7 @@ row_num() { row "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
 echo
 echo "fleetwatch:    $FW_BIN"
 echo "node_exporter: $NODE_EXPORTER ($("$NODE_EXPORTER" --version 2>&1 | head -n1))"
-echo "scrapes: $SCRAPES after $WARMUP warm-up; CLK_TCK=$CLK_TCK; MB = 1024 kB"
+echo "scrapes: $ROUNDS rounds x $SCRAPES per exporter, taking turns, after $WARMUP warm-up; CLK_TCK=$CLK_TCK; MB = 1024 kB"
 echo
 row metric fleetwatch node_exporter ratio
 row "--------------------" "--------------" "--------------" "--------"
@@ -254,7 +272,7 @@ echo
 for name in fleetwatch node_exporter; do
     printf '%s: %d CPU ticks over %s s wall (%s ms/scrape), %d connection(s)\n' "$name" \
         "${CPU_TICKS[$name]}" "${WALL[$name]}" \
-        "$(awk -v w="${WALL[$name]}" -v n="$SCRAPES" 'BEGIN { printf "%.3f", w * 1000 / n }')" \
+        "$(awk -v w="${WALL[$name]}" -v n="$((SCRAPES * ROUNDS))" 'BEGIN { printf "%.3f", w * 1000 / n }')" \
         "${CONNS[$name]}"
 done
 if ((CPU_TICKS[fleetwatch] < 20 || CPU_TICKS[node_exporter] < 20)); then

@@ -2,10 +2,13 @@
 //! identity from the udev database (`node_disk_info`), as node_exporter's diskstats collector,
 //! skipping partitions and virtual devices by its default regex.
 
-use super::{num, parse_error, read, CollectError, Collector, Context};
+use super::{num, parse_error, CollectError, Collector, Context, OpenFiles};
 use fleetwatch_common::config::ConfigRegex;
 use fleetwatch_common::expfmt::{Family, MetricType};
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::SystemTime;
 
 /// node_exporter reports sectors as 512-byte units whatever the device's sector size.
 const SECTOR_BYTES: f64 = 512.0;
@@ -80,6 +83,16 @@ pub struct Diskstats {
     path: PathBuf,
     udev: PathBuf,
     exclude: Option<ConfigRegex>,
+    files: OpenFiles,
+    udev_cache: Mutex<UdevCache>,
+}
+
+/// udev database entries already read, valid while the database directory's mtime is unchanged
+/// (udev replaces an entry by renaming a new file in, which updates the directory).
+#[derive(Default)]
+struct UdevCache {
+    dir_mtime: Option<SystemTime>,
+    entries: HashMap<String, Vec<(String, String)>>,
 }
 
 pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
@@ -87,12 +100,29 @@ pub fn build(ctx: &Context) -> Result<Box<dyn Collector>, CollectError> {
         path: ctx.paths.proc("diskstats"),
         udev: ctx.paths.udev_data.clone(),
         exclude: ctx.config.diskstats.device_exclude.clone(),
+        files: OpenFiles::default(),
+        udev_cache: Mutex::new(UdevCache::default()),
     }))
 }
 
 impl Diskstats {
-    fn add_info(&self, info: &mut Family, dm: &mut Family, d: &DiskStats) {
-        let props = super::read_small(&self.udev.join(format!("b{}:{}", d.major, d.minor))).map(|t| parse_udev(&t)).unwrap_or_default();
+    /// Drops the cached udev entries if the database changed since the last scrape.
+    fn refresh_udev_cache(&self, cache: &mut UdevCache) {
+        let mtime = std::fs::metadata(&self.udev).and_then(|m| m.modified()).ok();
+        if mtime != cache.dir_mtime {
+            cache.entries.clear();
+            cache.dir_mtime = mtime;
+        }
+    }
+
+    fn add_info(&self, info: &mut Family, dm: &mut Family, d: &DiskStats, cache: &mut UdevCache) {
+        let key = format!("b{}:{}", d.major, d.minor);
+        // No udev database (a container without /run/udev): nothing to read.
+        if cache.dir_mtime.is_some() && !cache.entries.contains_key(&key) {
+            let props = super::read_small(&self.udev.join(&key)).map(|t| parse_udev(&t)).unwrap_or_default();
+            cache.entries.insert(key.clone(), props);
+        }
+        let props = cache.entries.get(&key).map(Vec::as_slice).unwrap_or_default();
         let get = |key: &str| props.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or("");
         let mut labels: Vec<(&str, &str)> = vec![("device", &d.device), ("major", &d.major), ("minor", &d.minor)];
         labels.extend(INFO_LABELS.iter().map(|(label, key)| (*label, get(key))));
@@ -115,7 +145,9 @@ impl Diskstats {
 
 impl Collector for Diskstats {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
-        let disks = parse(&read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
+        let disks = parse(&self.files.read(&self.path)?).map_err(|e| parse_error(&self.path, e))?;
+        let mut cache = self.udev_cache.lock().map_err(|_| CollectError::Other("udev cache lock poisoned".into()))?;
+        self.refresh_udev_cache(&mut cache);
         let mut families: Vec<Family> = COLUMNS.iter().map(|(_, name, help, kind, _)| Family::new(*name, *help, *kind)).collect();
         let mut info = Family::gauge("node_disk_info", "Info of /sys/block/<block_device>.");
         let mut dm = Family::gauge("node_disk_device_mapper_info", "Info about disk device mapper.");
@@ -125,7 +157,7 @@ impl Collector for Diskstats {
                     family.add(&[("device", &d.device)], v * scale);
                 }
             }
-            self.add_info(&mut info, &mut dm, d);
+            self.add_info(&mut info, &mut dm, d, &mut cache);
         }
         out.extend(families);
         out.push(info);
@@ -163,5 +195,31 @@ mod tests {
             props,
             vec![("ID_MODEL".to_string(), "QEMU_HARDDISK".to_string()), ("ID_PATH".to_string(), "pci-0000:00:05.0".to_string())]
         );
+    }
+
+    #[test]
+    fn udev_entries_are_cached_until_the_database_changes() {
+        use crate::config::Config;
+        use crate::paths::Paths;
+        use fleetwatch_common::expfmt::{encode, Format};
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path());
+        std::fs::create_dir_all(&paths.procfs).unwrap();
+        std::fs::create_dir_all(&paths.udev_data).unwrap();
+        std::fs::write(paths.proc("diskstats"), " 254 0 vda 1 2 3 4 5 6 7 8 9 10 11\n").unwrap();
+        let (config, shared) = (Config::default(), std::sync::Arc::new(super::super::Shared::default()));
+        let c = build(&Context { paths: &paths, config: &config, shared: &shared }).unwrap();
+        let scrape = || {
+            let mut out = Vec::new();
+            c.collect(&mut out).unwrap();
+            encode(&out, Format::Text)
+        };
+        assert!(scrape().contains("model=\"\""));
+        // udev writes a new entry elsewhere and renames it in, which changes the directory.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let tmp = dir.path().join("entry.tmp");
+        std::fs::write(&tmp, "E:ID_MODEL=NEWDISK\n").unwrap();
+        std::fs::rename(&tmp, paths.udev_data.join("b254:0")).unwrap();
+        assert!(scrape().contains("model=\"NEWDISK\""));
     }
 }
