@@ -125,10 +125,16 @@ pub fn real_statfs(path: &Path) -> io::Result<FsStats> {
     })
 }
 
+/// Filesystem types whose statfs is served from memory (no I/O, no server to wait for), so it is
+/// called directly. Deliberately short: ZFS (a suspended pool blocks) and every network or FUSE
+/// type go through the timeout-guarded worker.
+const LOCAL_FS_TYPES: &[&str] = &["ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "ramfs", "vfat", "msdos", "exfat", "f2fs"];
+
 pub struct Filesystem {
     paths: Paths,
     mount_points_exclude: ConfigRegex,
     fs_types_exclude: ConfigRegex,
+    statfs: StatfsFn,
     runner: StatfsRunner,
     table: Mutex<Option<MountTable>>,
 }
@@ -162,8 +168,24 @@ impl Filesystem {
             mount_points_exclude: cfg.mount_points_exclude.clone(),
             fs_types_exclude: cfg.fs_types_exclude.clone(),
             table: Mutex::new(None),
+            statfs: statfs.clone(),
             runner: StatfsRunner::new(statfs, ctx.shared.stuck_mounts.clone(), cfg.mount_timeout.0),
         }
+    }
+
+    /// statfs for every mount: local disk and memory filesystems directly (their statfs answers
+    /// from in-memory counters and never waits on I/O), everything else (network, FUSE, and any
+    /// type not known to be local) on the guarded worker with the timeout.
+    fn stat_all(&self, mounts: &[Mount], targets: &[PathBuf]) -> Vec<Outcome> {
+        let guarded: Vec<usize> = (0..mounts.len()).filter(|&i| !LOCAL_FS_TYPES.contains(&mounts[i].fstype.as_str())).collect();
+        let guarded_targets: Vec<PathBuf> = guarded.iter().map(|&i| targets[i].clone()).collect();
+        let mut guarded_results = self.runner.stat_all(&guarded_targets).into_iter();
+        (0..mounts.len())
+            .map(|i| match guarded.contains(&i) {
+                true => guarded_results.next().unwrap_or(Outcome::Stuck),
+                false => Outcome::Done((self.statfs)(&targets[i])),
+            })
+            .collect()
     }
 
     /// The mounts to report: re-read only when the kernel says the table changed.
@@ -211,7 +233,7 @@ impl Collector for Filesystem {
     fn collect(&self, out: &mut Vec<Family>) -> Result<(), CollectError> {
         let mounts = self.mounts()?;
         let targets: Vec<PathBuf> = mounts.iter().map(|m| self.paths.root(&m.mount_point)).collect();
-        let results = self.runner.stat_all(&targets);
+        let results = self.stat_all(&mounts, &targets);
         let mut fams = FsFamilies::new();
         for ((m, target), result) in mounts.iter().zip(&targets).zip(results) {
             let labels = [("device", m.device.as_str()), ("fstype", m.fstype.as_str()), ("mountpoint", m.mount_point.as_str())];
@@ -496,5 +518,50 @@ mod tests {
         let s = real_statfs(Path::new("/")).unwrap();
         assert!(s.size > 0.0 && s.avail <= s.free && s.free <= s.size);
         assert!(real_statfs(Path::new("/definitely/not/here")).is_err());
+    }
+
+    /// Through the whole collector: a hung NFS mount costs one timeout, is reported with
+    /// device_error=1, and the local filesystem next to it is still reported in full.
+    #[test]
+    fn collector_reports_hung_network_mount_and_keeps_the_rest() {
+        use crate::collector::{Context, Shared};
+        use crate::config::Config;
+        use crate::paths::Paths;
+        use fleetwatch_common::expfmt::{encode, Format};
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path());
+        std::fs::create_dir_all(paths.proc("1")).unwrap();
+        std::fs::write(paths.proc("1/mounts"), "/dev/vda / ext4 rw 0 0\nnas:/x /mnt/hung nfs4 rw 0 0\n").unwrap();
+        let mut config = Config::default();
+        config.filesystem.mount_timeout = fleetwatch_common::duration::PromDuration(Duration::from_millis(200));
+        let shared = Arc::new(Shared::default());
+        let release = Arc::new(Mutex::new(false));
+        let statfs: StatfsFn = {
+            let release = release.clone();
+            Arc::new(move |p: &Path| {
+                if p.ends_with("mnt/hung") {
+                    while !*release.lock().unwrap() {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+                fixed(p)
+            })
+        };
+        let c = Filesystem::new(&Context { paths: &paths, config: &config, shared: &shared }, statfs);
+        let scrape = || {
+            let mut out = Vec::new();
+            c.collect(&mut out).unwrap();
+            encode(&out, Format::Text)
+        };
+        let t = Instant::now();
+        let first = scrape();
+        assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+        assert!(first.contains("node_filesystem_device_error{device=\"nas:/x\",fstype=\"nfs4\",mountpoint=\"/mnt/hung\"} 1"), "{first}");
+        assert!(first.contains("node_filesystem_size_bytes{device=\"/dev/vda\",fstype=\"ext4\",mountpoint=\"/\"} 1"), "{first}");
+        let t = Instant::now();
+        let second = scrape();
+        assert!(t.elapsed() < Duration::from_millis(150), "a stuck mount must not be waited for again");
+        assert!(second.contains("mountpoint=\"/mnt/hung\"} 1"));
+        *release.lock().unwrap() = true;
     }
 }
