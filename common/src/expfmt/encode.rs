@@ -148,11 +148,6 @@ impl Family {
         self.samples == 0
     }
 
-    /// The rendered sample lines.
-    pub fn body(&self) -> &str {
-        &self.body
-    }
-
     /// Adds a sample named like the family.
     pub fn add(&mut self, labels: &[(&str, &str)], value: f64) -> &mut Self {
         self.add_with_suffix("", labels, value)

@@ -144,11 +144,6 @@ pub(crate) fn read_at_start(file: &File) -> std::io::Result<String> {
     })
 }
 
-/// Reads a whole file into a string, naming the path on failure.
-pub fn read(path: &Path) -> Result<String, CollectError> {
-    read_small(path).map_err(|source| CollectError::Io { path: path.to_path_buf(), source })
-}
-
 fn read_sequential(mut file: &File) -> std::io::Result<String> {
     use std::io::Read;
     let mut text = String::new();
