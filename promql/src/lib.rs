@@ -1,0 +1,1 @@
+//! PromQL evaluation over an in-memory series store (placeholder; the engine lands here).
