@@ -1,1 +1,99 @@
-fn main() {}
+//! The `fleetwatch-alerter` binary: flags and subcommands, logging, the daemon's start-up,
+//! SIGHUP reload and shutdown.
+
+use anyhow::anyhow;
+use clap::Parser;
+use fleetwatch_alerter::app::{self, App, Options};
+use fleetwatch_alerter::check;
+use fleetwatch_alerter::cli::{CheckCommand, Cli, Command};
+use fleetwatch_common::logging;
+use fleetwatch_common::web::{self, WebState};
+use std::sync::Arc;
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match &cli.command {
+        Some(Command::Check { what: CheckCommand::Config { files } }) => check::check_config(files),
+        Some(Command::Check { what: CheckCommand::Metrics { format } }) => check::check_metrics(*format),
+        Some(Command::Scrape { url, timeout }) => match runtime() {
+            Ok(rt) => rt.block_on(check::scrape(url, timeout.0)),
+            Err(e) => {
+                eprintln!("fleetwatch-alerter: {e}");
+                1
+            }
+        },
+        None => match run(cli) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("fleetwatch-alerter: {e:#}");
+                1
+            }
+        },
+    };
+    std::process::exit(code);
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+}
+
+fn options(cli: &Cli) -> Options {
+    Options {
+        config_file: cli.config_file.clone(),
+        max_series: cli.max_series,
+        scrape_concurrency: cli.scrape_concurrency.max(1),
+        lookback_ms: cli.lookback.0.as_millis() as i64,
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let format = cli.log_format.parse().map_err(|e| anyhow!("--log.format: {e}"))?;
+    logging::init(format, &cli.log_level).map_err(|e| anyhow!("--log.level: {e}"))?;
+    let options = options(&cli);
+    let (config, rules) = app::load(&options).map_err(|e| anyhow!(e))?;
+    if let Some(path) = &cli.web_config {
+        WebState::check(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    }
+    if cli.config_check {
+        println!("config OK: {} scrape configs, {} rules", config.scrape_configs.len(), rules.rule_count());
+        return Ok(());
+    }
+    runtime()?.block_on(serve(cli, options, config, rules))
+}
+
+async fn serve(
+    cli: Cli,
+    options: Options,
+    config: fleetwatch_alerter::config::Config,
+    rules: fleetwatch_alerter::rules::RuleSet,
+) -> anyhow::Result<()> {
+    let web_state = WebState::load(cli.web_config.as_deref())?;
+    let listeners = web::bind(&cli.listen).await?;
+    let jobs = config.scrape_configs.len();
+    let rule_count = rules.rule_count();
+    let app = App::start(options, config, rules).map_err(|e| anyhow!(e))?;
+    tracing::info!(version = fleetwatch_alerter::api::VERSION, jobs, rules = rule_count, listen = %cli.listen.join(","), "fleetwatch-alerter started");
+    tokio::spawn(reload_on_sighup(app.clone()));
+    web::serve(listeners, web_state, fleetwatch_alerter::api::handler(app), shutdown_signal()).await;
+    tracing::info!("fleetwatch-alerter stopped");
+    Ok(())
+}
+
+async fn reload_on_sighup(app: Arc<App>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        let _ = app.reload().await;
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{exporter, free_port, get, require, urlencode, wait_port, Proc};
+use support::{exporter, free_port, get, require, wait_port, Proc, Prometheus};
 
 const SAME_COLLECTORS: [&str; 11] = [
     "--collector.disable-defaults",
@@ -59,42 +59,6 @@ fn promtool_finds_no_lint_problem_node_exporter_does_not_have() {
     let theirs: BTreeSet<String> = theirs.into_iter().collect();
     let extra: Vec<&String> = ours.iter().filter(|l| !theirs.contains(*l)).collect();
     assert!(extra.is_empty(), "lint problems node_exporter does not have: {extra:#?}");
-}
-
-struct Prometheus {
-    _proc: Proc,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    fn scraping(job: &str, target_port: u16) -> Prometheus {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(&config, format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n")).unwrap();
-        let port = free_port();
-        let mut cmd = Command::new("prometheus");
-        cmd.arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let proc = Proc::spawn("prometheus", &mut cmd);
-        wait_port(port, "prometheus");
-        support::eventually(Duration::from_secs(30), "prometheus ready", || (get(port, "/-/ready", &[]).status == 200).then_some(()));
-        Prometheus { _proc: proc, port, _dir: dir }
-    }
-
-    /// Runs an instant query and returns the result vector (or scalar as one element).
-    fn query(&self, q: &str) -> Vec<Value> {
-        let resp = get(self.port, &format!("/api/v1/query?query={}", urlencode(q)), &[]);
-        let v: Value = serde_json::from_slice(&resp.body).unwrap_or_else(|e| panic!("bad JSON for {q}: {e}: {}", resp.text()));
-        assert_eq!(v["status"], "success", "query {q} failed: {v}");
-        match &v["data"]["result"] {
-            Value::Array(a) => a.clone(),
-            other => vec![other.clone()],
-        }
-    }
 }
 
 /// Every `expr` in a dashboard, with the panel title, from panels nested in rows too.

@@ -185,3 +185,153 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A real Prometheus server on a free port with its own data directory.
+pub struct Prometheus {
+    _proc: Proc,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Scrapes one target every second.
+    pub fn scraping(job: &str, target_port: u16) -> Prometheus {
+        Prometheus::with_config(&format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
+        ))
+    }
+
+    /// Runs with the given config file text.
+    pub fn with_config(config_text: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(&config, config_text).unwrap();
+        let port = free_port();
+        let mut cmd = Command::new("prometheus");
+        cmd.arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let proc = Proc::spawn("prometheus", &mut cmd);
+        wait_port(port, "prometheus");
+        eventually(Duration::from_secs(30), "prometheus ready", || (get(port, "/-/ready", &[]).status == 200).then_some(()));
+        Prometheus { _proc: proc, port, _dir: dir }
+    }
+
+    /// Runs an instant query and returns the result vector (or scalar as one element).
+    pub fn query(&self, q: &str) -> Vec<serde_json::Value> {
+        query(self.port, q)
+    }
+}
+
+/// An instant query against any server with Prometheus's API; the result vector (or the scalar
+/// as one element).
+pub fn query(port: u16, q: &str) -> Vec<serde_json::Value> {
+    let resp = get(port, &format!("/api/v1/query?query={}", urlencode(q)), &[]);
+    let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_else(|e| panic!("bad JSON for {q}: {e}: {}", resp.text()));
+    assert_eq!(v["status"], "success", "query {q} failed: {v}");
+    match &v["data"]["result"] {
+        serde_json::Value::Array(a) => a.clone(),
+        other => vec![other.clone()],
+    }
+}
+
+/// A plain-HTTP POST with a body.
+pub fn post(port: u16, path: &str, content_type: &str, body: &str) -> Response {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    parse_response(&raw)
+}
+
+/// A misbehaving scrape target for fault tests.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// Accepts connections and never answers.
+    Hang,
+    /// Answers 200 with a valid exposition of the given size in megabytes.
+    Huge(usize),
+    /// Answers 200 with bytes that are no exposition.
+    Garbage,
+}
+
+/// Serves a fault on a free port from a background thread until the process ends.
+pub fn fault_server(fault: Fault) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            match fault {
+                Fault::Hang => held.push(stream),
+                Fault::Huge(mb) => {
+                    std::thread::spawn(move || serve_huge(stream, mb));
+                }
+                Fault::Garbage => {
+                    std::thread::spawn(move || serve_bytes(stream, b"\x00\x01{{{ this is not an exposition }}}\n"));
+                }
+            }
+        }
+    });
+    port
+}
+
+fn read_request(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    let mut seen = Vec::new();
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    true
+}
+
+fn serve_bytes(mut stream: TcpStream, body: &[u8]) {
+    while read_request(&mut stream) {
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n", body.len());
+        if stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(body)).is_err() {
+            return;
+        }
+    }
+}
+
+fn serve_huge(mut stream: TcpStream, mb: usize) {
+    let line = format!("huge_metric{{filler=\"{}\"}} 1\n", "x".repeat(80));
+    let mut chunk = String::new();
+    let mut i = 0;
+    while chunk.len() < (1 << 20) {
+        chunk.push_str(&line.replace("huge_metric{", &format!("huge_metric{{n=\"{i}\",")));
+        i += 1;
+    }
+    while read_request(&mut stream) {
+        let total = chunk.len() * mb;
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {total}\r\n\r\n");
+        if stream.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        for _ in 0..mb {
+            if stream.write_all(chunk.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Starts the alerter with a config file on a free port and waits until it listens.
+pub fn alerter(config: &Path, extra: &[&str]) -> (Proc, u16) {
+    let port = free_port();
+    let mut cmd = Command::new(bin("fleetwatch-alerter"));
+    cmd.arg(format!("--config.file={}", config.display())).arg(format!("--web.listen-address=127.0.0.1:{port}")).args(extra);
+    let p = Proc::spawn("fleetwatch-alerter", &mut cmd);
+    wait_port(port, "fleetwatch-alerter");
+    (p, port)
+}

@@ -1,4 +1,4 @@
-//! Records the git revision the exporter is built from, for `fleetwatch_exporter_build_info`.
+//! Records the git revision fleetwatch is built from, for the daemons' `*_build_info` metrics.
 
 fn main() {
     let revision = std::process::Command::new("git")

@@ -1,0 +1,79 @@
+//! Command-line interface: the daemon's flags (Prometheus-style names) and the promtool-like
+//! subcommands `check config`, `check metrics` and `scrape`.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use fleetwatch_common::duration::PromDuration;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "fleetwatch-alerter", version, about = "Scrapes Prometheus exporters across a fleet and evaluates alert rules.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Prometheus-style YAML config file; the embedded default (the local exporter and the
+    /// shipped rules) is used when none is given.
+    #[arg(long = "config.file")]
+    pub config_file: Option<PathBuf>,
+    /// Validate the config and its rule files, then exit: 0 when valid, 1 otherwise.
+    #[arg(long = "config.check")]
+    pub config_check: bool,
+    /// Address to listen on (`host:port`, `:port` for all interfaces); repeatable.
+    #[arg(long = "web.listen-address", default_value = ":9911")]
+    pub listen: Vec<String>,
+    /// exporter-toolkit web config file (TLS, basic auth) for the alerter's own HTTP server.
+    #[arg(long = "web.config.file")]
+    pub web_config: Option<PathBuf>,
+    /// The most series the store holds; new series beyond it are refused and counted.
+    #[arg(long = "storage.max-series", default_value_t = 2_000_000)]
+    pub max_series: usize,
+    /// How many scrapes may run at once.
+    #[arg(long = "scrape.max-concurrency", default_value_t = 256)]
+    pub scrape_concurrency: usize,
+    /// How far back an instant selector looks for a sample (Prometheus's lookback delta).
+    #[arg(long = "query.lookback-delta", default_value = "5m")]
+    pub lookback: PromDuration,
+    /// Log level: debug, info, warn, error.
+    #[arg(long = "log.level", default_value = "info")]
+    pub log_level: String,
+    /// Log format: logfmt or json.
+    #[arg(long = "log.format", default_value = "logfmt")]
+    pub log_format: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate configs or expositions, like promtool.
+    Check {
+        #[command(subcommand)]
+        what: CheckCommand,
+    },
+    /// Scrape one URL as the daemon would and print what was parsed.
+    Scrape {
+        url: String,
+        /// Whole-request timeout.
+        #[arg(long, default_value = "10s")]
+        timeout: PromDuration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Check config files (and the rule files they name); exit 1 when any is invalid.
+    Config {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Read an exposition from stdin, report parse errors (exit 1) and lint problems (exit 3).
+    Metrics {
+        /// Exposition format of the input; `auto` picks OpenMetrics when it ends with `# EOF`.
+        #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
+        format: InputFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    Auto,
+    Text,
+    Openmetrics,
+}
