@@ -33,7 +33,8 @@
 # WINDOW; CPU per cycle = CPU seconds / (window seconds / 15). VmRSS is read at the end of the
 # window and VmHWM (peak RSS since start) with it. After each window the script asks the daemon,
 # through the Prometheus HTTP API, for count(up == 1) (must be TARGETS) and
-# sum(scrape_samples_scraped) (must be TARGETS x the payload's samples), and counts the rules it
+# sum(scrape_samples_scraped) (must be TARGETS x the payload's samples; benches/fixtures/bench-rules.yml,
+# loaded by both, selects that series so the alerter's store keeps it), and counts the rules it
 # loaded (/api/v1/rules).
 #
 # The per-run table also shows the CPU of nginx's worker per cycle while serving that daemon (a
@@ -375,6 +376,7 @@ global:
   evaluation_interval: ${INTERVAL}s
 rule_files:
   - $(yaml_quote "$RULES_GLOB")
+  - $(yaml_quote "$ROOT/benches/fixtures/bench-rules.yml")
 scrape_configs:
   - job_name: node
     file_sd_configs:
@@ -528,7 +530,7 @@ run_once() { # name round
 
     # After the window, so the queries' cost is not measured.
     up=$(query "$port" 'count(up == 1)')
-    samples=$(query "$port" 'sum(scrape_samples_scraped)')
+    samples=$(query "$port" 'sum(scrape_samples_scraped)')  # kept by benches/fixtures/bench-rules.yml
     rules=$(rule_count "$port")
     stop_pid "$DAEMON_PID"
     DAEMON_PID=

@@ -100,6 +100,7 @@ async fn api(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         "series" => series(&app, &form),
         "labels" => labels(&app, &form, None),
         "targets" => Ok(targets(&app, &form)),
+        "rules" => Ok(rules(&app)),
         "status/buildinfo" => Ok(
             json!({"version": VERSION, "revision": fleetwatch_common::process::REVISION, "branch": "", "buildUser": "", "buildDate": "", "goVersion": ""}),
         ),
@@ -367,6 +368,38 @@ fn targets(app: &App, form: &Form) -> serde_json::Value {
         "activeTargets": if want("active") { active_json } else { vec![] },
         "droppedTargets": if want("dropped") { dropped_json } else { vec![] },
     })
+}
+
+/// The loaded rule groups in Prometheus's `/api/v1/rules` shape (evaluation state comes with the
+/// rule evaluator).
+fn rules(app: &App) -> serde_json::Value {
+    let set = app.rules.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let default_interval = app.config.read().unwrap_or_else(|p| p.into_inner()).evaluation_interval();
+    let mut groups = Vec::new();
+    for file in &set.files {
+        for g in &file.file.groups {
+            let rules: Vec<serde_json::Value> = g
+                .rules
+                .iter()
+                .map(|r| {
+                    let mut v = json!({"name": r.name(), "query": r.expr, "labels": r.labels, "health": "unknown", "evaluationTime": 0, "lastEvaluation": "0001-01-01T00:00:00Z"});
+                    if r.alert.is_some() {
+                        v["type"] = json!("alerting");
+                        v["duration"] = json!(r.for_.map(|d| d.0.as_secs_f64()).unwrap_or(0.0));
+                        v["annotations"] = json!(r.annotations);
+                        v["alerts"] = json!([]);
+                        v["state"] = json!("inactive");
+                    } else {
+                        v["type"] = json!("recording");
+                    }
+                    v
+                })
+                .collect();
+            let interval = g.interval.map(|d| d.0).unwrap_or(default_interval);
+            groups.push(json!({"name": g.name, "file": file.origin, "rules": rules, "interval": interval.as_secs_f64(), "limit": g.limit}));
+        }
+    }
+    json!({"groups": groups})
 }
 
 #[cfg(test)]

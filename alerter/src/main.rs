@@ -58,7 +58,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         println!("config OK: {} scrape configs, {} rules", config.scrape_configs.len(), rules.rule_count());
         return Ok(());
     }
+    raise_open_files_limit();
     runtime()?.block_on(serve(cli, options, config, rules))
+}
+
+/// A fleet means a connection per target: lift the soft open-files limit to the hard one, as
+/// Go programs such as Prometheus do at start. Failing to is not fatal.
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                tracing::warn!("could not raise the open files limit");
+            }
+        }
+    }
 }
 
 async fn serve(

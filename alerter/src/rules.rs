@@ -68,16 +68,25 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
-    /// The store's needs: every selector of every rule, looking back as far as it needs plus the
-    /// lookback window.
+    /// The store's needs: every selector of every rule, keeping its range (with offsets and
+    /// subqueries) plus the lookback window.
     pub fn selector_needs(&self, lookback_ms: i64) -> Vec<SelectorNeed> {
         let exprs = self.files.iter().flat_map(|f| f.exprs.iter().flatten());
-        exprs.flat_map(|e| fleetwatch_promql::selector_needs(e, lookback_ms)).collect()
+        exprs.flat_map(|e| needs_of(e, lookback_ms)).collect()
     }
 
     pub fn rule_count(&self) -> usize {
         self.files.iter().flat_map(|f| &f.file.groups).map(|g| g.rules.len()).sum()
     }
+}
+
+/// One expression's selectors, each looking back its range plus the lookback window.
+pub fn needs_of(expr: &promql_parser::parser::Expr, lookback_ms: i64) -> Vec<SelectorNeed> {
+    let mut needs = fleetwatch_promql::selector_needs(expr, 0);
+    for n in &mut needs {
+        n.lookback_ms += lookback_ms;
+    }
+    needs
 }
 
 /// Loads every file matching the globs (relative ones against `base`); no match is not an error,

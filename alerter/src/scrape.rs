@@ -16,6 +16,7 @@ use fleetwatch_common::client::{Auth, ClientSettings, HttpClient, Secret, TlsSet
 use fleetwatch_common::expfmt::{Entry, Label, ScrapeFormat, ScrapeParser};
 use fleetwatch_promql::Labels;
 use hyper::header::{HeaderName, HeaderValue};
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -106,7 +107,7 @@ struct CacheEntry {
 /// Where one target's scrape state lives between scrapes.
 #[derive(Default)]
 pub struct TargetCache {
-    entries: HashMap<Box<str>, CacheEntry>,
+    entries: FxHashMap<Box<str>, CacheEntry>,
     generation: u64,
     scrape_no: u64,
     /// Sorted ids appended by the last successful scrape (staleness is judged against them).
@@ -490,7 +491,7 @@ mod tests {
         let mut needs = Vec::new();
         for q in queries {
             let expr = fleetwatch_promql::parse(q).unwrap();
-            needs.extend(fleetwatch_promql::selector_needs(&expr, 300_000));
+            needs.extend(crate::rules::needs_of(&expr, 300_000));
         }
         RwLock::new(Store::new(Selection::new(needs), 1000))
     }

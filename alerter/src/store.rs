@@ -289,3 +289,79 @@ impl Storage for Store {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn needs(queries: &[&str]) -> Selection {
+        let exprs = queries.iter().map(|q| fleetwatch_promql::parse(q).unwrap());
+        Selection::new(exprs.flat_map(|e| crate::rules::needs_of(&e, 300_000)).collect())
+    }
+
+    fn labels(name: &str, pairs: &[(&str, &str)]) -> Labels {
+        let mut all: Vec<(String, String)> = pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        all.push(("__name__".into(), name.into()));
+        Labels::from_pairs(all)
+    }
+
+    #[test]
+    fn retention_follows_the_longest_selector() {
+        let sel = needs(&["a", "rate(a{x=\"1\"}[1h])", "{__name__=~\"b.*\"}"]);
+        assert_eq!(sel.retention(&labels("a", &[("x", "2")])), Some(300_000));
+        assert_eq!(sel.retention(&labels("a", &[("x", "1")])), Some(3_600_000 + 300_000));
+        assert_eq!(sel.retention(&labels("bee", &[])), Some(300_000));
+        assert_eq!(sel.retention(&labels("c", &[])), None);
+    }
+
+    #[test]
+    fn old_samples_are_trimmed_and_stale_series_freed() {
+        let mut st = Store::new(needs(&["a"]), 10);
+        let id = st.get_or_create(labels("a", &[])).unwrap();
+        for t in 0..100 {
+            st.append(id, t * 15_000, t as f64);
+        }
+        let kept = st.stats().samples;
+        assert!(kept <= 2 * 300_000 / 15_000 + 1, "{kept}");
+        st.gc(99 * 15_000);
+        assert_eq!(st.stats().samples, 300_000 / 15_000 + 1);
+        let generation = st.generation();
+        st.mark_stale(id, 100 * 15_000);
+        st.gc(100 * 15_000 + 400_000);
+        assert_eq!(st.stats().series, 0);
+        assert!(st.generation() > generation, "freeing ids must invalidate scrapers' caches");
+    }
+
+    #[test]
+    fn out_of_order_and_limits() {
+        let mut st = Store::new(needs(&["{__name__=~\".+\"}"]), 2);
+        let a = st.get_or_create(labels("a", &[])).unwrap();
+        st.append(a, 2000, 1.0);
+        st.append(a, 1000, 2.0);
+        st.append(a, 2000, 3.0);
+        assert_eq!(st.stats().out_of_order_samples, 2);
+        st.mark_stale(a, 2000); // a marker at the last timestamp is not an error
+        assert_eq!(st.stats().out_of_order_samples, 2);
+        st.get_or_create(labels("b", &[])).unwrap();
+        assert_eq!(st.get_or_create(labels("c", &[])), Err(Rejected::SeriesLimit));
+        assert_eq!(st.stats().series_limit_rejections, 1);
+        assert_eq!(Store::new(needs(&["x"]), 10).get_or_create(labels("y", &[])), Err(Rejected::NotSelected));
+    }
+
+    #[test]
+    fn reselection_drops_what_no_rule_selects_any_more() {
+        let mut st = Store::new(needs(&["a", "b"]), 10);
+        let a = st.get_or_create(labels("a", &[])).unwrap();
+        let b = st.get_or_create(labels("b", &[])).unwrap();
+        st.append(a, 1000, 1.0);
+        st.append(b, 1000, 1.0);
+        st.set_selection(needs(&["b[1h]"]));
+        assert!(st.labels(a).is_none());
+        assert!(st.labels(b).is_some());
+        let mut seen = 0;
+        st.select(&fleetwatch_promql::selector_needs(&fleetwatch_promql::parse("b").unwrap(), 0)[0].matchers, 0, 2000, &mut |_, s| {
+            seen += s.len()
+        });
+        assert_eq!(seen, 1);
+    }
+}

@@ -279,10 +279,13 @@ async fn read(resp: hyper::Response<hyper::body::Incoming>, limit: u64) -> Resul
 
 /// Decompresses a gzip body, refusing to produce more than `limit` bytes (0 = no limit).
 pub fn gunzip(data: &[u8], limit: u64) -> Result<Bytes, FetchError> {
-    let mut out = Vec::with_capacity(data.len() * 4);
+    // The gzip trailer's ISIZE is the uncompressed size (mod 2^32): allocate once, within the limit.
+    let isize_hint = data.len().checked_sub(4).map(|i| u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]) as usize);
+    let cap = if limit == 0 { usize::MAX } else { limit as usize };
+    let mut out = Vec::with_capacity(isize_hint.unwrap_or(data.len() * 4).min(cap).saturating_add(1));
     let decoder = flate2::read::GzDecoder::new(data);
-    let cap = if limit == 0 { u64::MAX } else { limit + 1 };
-    decoder.take(cap).read_to_end(&mut out).map_err(|e| FetchError::Decompress(e.to_string()))?;
+    let take = if limit == 0 { u64::MAX } else { limit + 1 };
+    decoder.take(take).read_to_end(&mut out).map_err(|e| FetchError::Decompress(e.to_string()))?;
     if limit != 0 && out.len() as u64 > limit {
         return Err(FetchError::TooLarge(limit));
     }

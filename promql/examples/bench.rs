@@ -3,12 +3,13 @@
 
 use std::time::Instant;
 
-use fleetwatch_promql::{parse, Engine, Labels, MemStorage, Sample, Value};
+use fleetwatch_promql::{parse, Engine, Interner, MemStorage, Sample, Value};
 
 fn main() {
     let targets: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1000);
     let now: i64 = 3_600_000;
     let mut st = MemStorage::new();
+    let mut interner = Interner::new();
     let mut n = 0;
     for t in 0..targets {
         let inst = format!("host{t:04}:9100");
@@ -17,7 +18,7 @@ fn main() {
             let mut pairs: Vec<(String, String)> =
                 vec![("__name__".into(), name.into()), ("instance".into(), inst.clone()), ("job".into(), job.into())];
             pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-            let l = Labels::from_pairs(pairs);
+            let l = interner.labels(pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())));
             let samples: Vec<Sample> = (0..=40).map(|i| now - 600_000 + i * 15_000).map(|ts| Sample { t: ts, v: f(ts) }).collect();
             st.set_series(l, samples);
             n += 1;

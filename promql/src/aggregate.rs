@@ -135,7 +135,7 @@ fn aggregate(op: TokenId, modifier: Option<&LabelModifier>, param: &Param, input
             Param::Num(f) => *f,
             _ => return Err(EvalError::Type("topk/bottomk need a scalar parameter".into())),
         };
-        if !(f <= MAX_INT64_F && f >= MIN_INT64_F) {
+        if !(MIN_INT64_F..=MAX_INT64_F).contains(&f) {
             return Err(EvalError::InvalidArgument(format!("Scalar value {} overflows int64", go_v(f))));
         }
         k = f as i64;

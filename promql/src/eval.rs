@@ -20,7 +20,8 @@ pub struct Engine {
     /// The step of subqueries written without one (`[1h:]`); Prometheus uses the global evaluation interval
     /// and promtool the test file's `evaluation_interval`.
     pub subquery_step_ms: i64,
-    /// The most steps one subquery or range query may evaluate.
+    /// The most steps a range query may have, and the most subquery steps one query may evaluate in all
+    /// (a guard against runaway queries).
     pub max_steps: i64,
 }
 
@@ -71,6 +72,7 @@ pub enum EvalError {
 pub(crate) type Elem = (Labels, f64);
 
 /// An intermediate value.
+#[derive(Clone)]
 pub(crate) enum Val {
     Scalar(f64),
     Str(String),
@@ -91,16 +93,65 @@ impl Val {
 
 type SeriesData = Rc<Vec<(Labels, Vec<Sample>)>>;
 
+/// The range evaluation in progress, as Prometheus 2.42 tracks it: its first and last step, and how `@`
+/// offsets were last adjusted for it (`setOffsetForAtModifier`: relative to `anchor`, minus the offsets of
+/// the subqueries between the anchoring expression and the node). For ordinary queries this only reproduces
+/// the intended `@` semantics; the bookkeeping exists for the cases where 2.42 slides `@` windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Ctx {
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    anchor: i64,
+    path_offset: i64,
+    path_at: Option<i64>,
+}
+
+impl Ctx {
+    fn new(start: i64, end: i64) -> Ctx {
+        Ctx { start, end, anchor: start, path_offset: 0, path_at: None }
+    }
+
+    /// The offset Prometheus gives a node with `@ t` and its own offset `orig` in this evaluation.
+    pub(crate) fn at_offset(&self, orig: i64, t: i64) -> i64 {
+        let subq = match self.path_at {
+            Some(ts) => self.path_offset.wrapping_add(self.anchor.wrapping_sub(ts)),
+            None => self.path_offset,
+        };
+        orig.wrapping_add(self.anchor.wrapping_sub(t)).wrapping_sub(subq)
+    }
+}
+
+/// A subquery's points for one consumer step, and the window `[mint, maxt]` the consumer reads.
+pub(crate) struct SubqueryPoints {
+    pub(crate) series: Vec<(Labels, Vec<Sample>)>,
+    pub(crate) maxt: i64,
+}
+
 pub(crate) struct Evaluator<'a> {
     storage: &'a dyn Storage,
     pub(crate) lookback: i64,
     sub_step: i64,
-    max_steps: i64,
+    /// Subquery steps this query may still evaluate (all subqueries together).
+    steps_left: i64,
     pub(crate) q_start: i64,
     pub(crate) q_end: i64,
-    /// Selectors evaluated at more than one time, with the range to read once for all of them.
-    prefetch: HashMap<usize, (i64, i64)>,
+    /// Every selector's read range (Prometheus's per-selector storage query): reads are clipped to it.
+    ranges: HashMap<usize, (i64, i64)>,
+    /// Selectors read at more than one time: read from the store once, for their whole range.
+    multi: HashSet<usize>,
     cache: HashMap<usize, SeriesData>,
+    /// Subqueries evaluated at more than one time, whose inner results are memoized by step time (their
+    /// steps are aligned in absolute time, so consecutive evaluations share most of them).
+    multi_subqueries: HashSet<usize>,
+    memo: HashMap<(usize, Ctx, i64), Rc<Vec<Elem>>>,
+    /// Step-invariant expressions (fixed by `@`) that Prometheus evaluates once per range evaluation, at its
+    /// first step (`PreprocessExpr`'s `StepInvariantExpr`s).
+    wraps: HashSet<usize>,
+    wrap_memo: HashMap<(usize, Ctx), Val>,
+    /// For functions of range vectors and unary minus evaluated over several steps: the input series each
+    /// output series came from (Prometheus checks the whole output matrix for duplicate label sets).
+    origins: HashMap<(usize, Ctx), HashMap<Labels, Labels>>,
+    pub(crate) ctx: Ctx,
     /// Compiled `label_replace` regexes by call node.
     pub(crate) regexes: HashMap<usize, Rc<regex::Regex>>,
 }
@@ -148,7 +199,7 @@ impl Engine {
         if end_ms < start_ms {
             return Err(EvalError::InvalidArgument("end timestamp must not be before start time".into()));
         }
-        if (end_ms - start_ms) / step_ms >= self.max_steps {
+        if end_ms.saturating_sub(start_ms) / step_ms >= self.max_steps {
             return Err(EvalError::TooManySteps(format!("range query of more than {} steps", self.max_steps)));
         }
         let mut ev = Evaluator::new(self, storage, start_ms, end_ms);
@@ -169,7 +220,10 @@ impl Engine {
                 });
                 out[i].1.push(Sample { t, v });
             }
-            t += step_ms;
+            match t.checked_add(step_ms) {
+                Some(next) => t = next,
+                None => break,
+            }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
@@ -182,27 +236,62 @@ impl<'a> Evaluator<'a> {
             storage,
             lookback: engine.lookback_ms,
             sub_step: engine.subquery_step_ms,
-            max_steps: engine.max_steps,
+            steps_left: engine.max_steps,
             q_start,
             q_end,
-            prefetch: HashMap::new(),
+            ranges: HashMap::new(),
+            multi: HashSet::new(),
             cache: HashMap::new(),
+            multi_subqueries: HashSet::new(),
+            memo: HashMap::new(),
+            wraps: HashSet::new(),
+            wrap_memo: HashMap::new(),
+            origins: HashMap::new(),
+            ctx: Ctx::new(q_start, q_end),
             regexes: HashMap::new(),
         }
     }
 
-    /// Finds the selectors evaluated at more than one time, so that each is read from the store once.
+    /// Works out each selector's read range and which selectors and subqueries are evaluated at more than
+    /// one time, and marks the step-invariant expressions.
     fn plan(&mut self, expr: &Expr, lo: i64, hi: i64, multi: bool) {
         let w = Walk { lookback: self.lookback, q_start: self.q_start, q_end: self.q_end, ignore_at: false };
-        let prefetch = &mut self.prefetch;
+        let (ranges, multis) = (&mut self.ranges, &mut self.multi);
         walk_selectors(expr, (lo, hi), multi, w, &mut |vs, mint, maxt, multi| {
+            ranges.entry(node_key(vs)).and_modify(|r| *r = (r.0.min(mint), r.1.max(maxt))).or_insert((mint, maxt));
             if multi {
-                prefetch.entry(node_key(vs)).and_modify(|r| *r = (r.0.min(mint), r.1.max(maxt))).or_insert((mint, maxt));
+                multis.insert(node_key(vs));
             }
         });
+        mark_multi_subqueries(expr, multi, &mut self.multi_subqueries);
+        if mark_step_invariant(expr, &mut self.wraps) {
+            self.wraps.insert(node_key(expr));
+        }
     }
 
     pub(crate) fn eval(&mut self, e: &Expr, ts: i64) -> Result<Val, EvalError> {
+        if self.ctx.start != self.ctx.end && self.wraps.contains(&node_key(e)) {
+            return self.eval_step_invariant(e);
+        }
+        self.eval_node(e, ts)
+    }
+
+    /// A step-invariant expression: evaluated once per range evaluation, at its first step.
+    fn eval_step_invariant(&mut self, e: &Expr) -> Result<Val, EvalError> {
+        let key = (node_key(e), self.ctx);
+        if let Some(v) = self.wrap_memo.get(&key) {
+            return Ok(v.clone());
+        }
+        let saved = self.ctx;
+        self.ctx.end = self.ctx.start;
+        let r = self.eval_node(e, saved.start);
+        self.ctx = saved;
+        let v = r?;
+        self.wrap_memo.insert(key, v.clone());
+        Ok(v)
+    }
+
+    fn eval_node(&mut self, e: &Expr, ts: i64) -> Result<Val, EvalError> {
         match e {
             Expr::NumberLiteral(n) => Ok(Val::Scalar(n.val)),
             Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
@@ -210,6 +299,10 @@ impl<'a> Evaluator<'a> {
             Expr::Unary(u) => match self.eval(&u.expr, ts)? {
                 Val::Scalar(v) => Ok(Val::Scalar(-v)),
                 Val::Vector(v) => {
+                    if self.tracks_origins() {
+                        let pairs: Vec<(Labels, Labels)> = v.iter().map(|(l, _)| (l.without_name(), l.clone())).collect();
+                        self.check_origins(node_key(u), &pairs)?;
+                    }
                     let out: Vec<Elem> = v.into_iter().map(|(l, x)| (l.without_name(), -x)).collect();
                     check_duplicates(&out)?;
                     Ok(Val::Vector(out))
@@ -223,7 +316,7 @@ impl<'a> Evaluator<'a> {
                 Ok(Val::Vector(out))
             }
             Expr::MatrixSelector(ms) => Ok(Val::Matrix(self.matrix_selector(ms, ts))),
-            Expr::Subquery(sq) => Ok(Val::Matrix(self.subquery(sq, ts)?)),
+            Expr::Subquery(sq) => Ok(Val::Matrix(self.subquery(sq, ts)?.series)),
             Expr::Aggregate(a) => aggregate::eval_aggregate(self, a, ts),
             Expr::Binary(b) => binary::eval_binary(self, b, ts),
             Expr::Call(c) => functions::eval_call(self, c, ts),
@@ -245,19 +338,44 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// The time a selector or subquery reads at: its `@` time or the evaluation time, minus its offset.
+    /// Whether output series must be checked across steps (a range evaluation of more than one step).
+    pub(crate) fn tracks_origins(&self) -> bool {
+        self.ctx.start != self.ctx.end
+    }
+
+    /// Records `(output labels, input labels)` pairs of a node and fails when one output label set comes
+    /// from two input series over the steps of the current range evaluation.
+    pub(crate) fn check_origins(&mut self, node: usize, pairs: &[(Labels, Labels)]) -> Result<(), EvalError> {
+        let seen = self.origins.entry((node, self.ctx)).or_default();
+        for (out, src) in pairs {
+            match seen.get(out) {
+                Some(prev) if prev != src => return Err(EvalError::DuplicateLabelset),
+                Some(_) => {}
+                None => {
+                    seen.insert(out.clone(), src.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The time a selector reads at in step `ts`: `ts` minus its offset, where an `@` modifier's offset is
+    /// adjusted as Prometheus adjusts it (normally giving the `@` time minus the offset).
     pub(crate) fn ref_time(&self, at: Option<&AtModifier>, off: Option<&Offset>, ts: i64) -> i64 {
-        let base = match at {
-            Some(at) => at_ms(at, self.q_start, self.q_end),
-            None => ts,
-        };
-        base - offset_ms(off)
+        let orig = offset_ms(off);
+        match at {
+            Some(at) => ts.wrapping_sub(self.ctx.at_offset(orig, at_ms(at, self.q_start, self.q_end))),
+            None => ts.saturating_sub(orig),
+        }
     }
 
     /// The prefetched series of a selector evaluated at several times (read on first use).
     fn cached(&mut self, vs: &VectorSelector) -> Option<SeriesData> {
         let key = node_key(vs);
-        let (mint, maxt) = *self.prefetch.get(&key)?;
+        if !self.multi.contains(&key) {
+            return None;
+        }
+        let (mint, maxt) = *self.ranges.get(&key)?;
         if let Some(d) = self.cache.get(&key) {
             return Some(d.clone());
         }
@@ -275,14 +393,27 @@ impl<'a> Evaluator<'a> {
         Some(d)
     }
 
+    /// A read window clipped to the selector's planned range: Prometheus queries the store once per selector
+    /// and sees nothing outside that range.
+    fn clip(&self, vs: &VectorSelector, lo: i64, hi: i64) -> (i64, i64) {
+        match self.ranges.get(&node_key(vs)) {
+            Some(&(mint, maxt)) => (lo.max(mint), hi.min(maxt)),
+            None => (lo, hi),
+        }
+    }
+
     /// Calls `f(labels, t, v)` with each series' latest sample in `[reft - lookback, reft]`, unless that
     /// sample is a staleness marker.
     pub(crate) fn for_each_instant(&mut self, vs: &VectorSelector, reft: i64, f: &mut dyn FnMut(&Labels, i64, f64)) {
-        self.for_each_latest(vs, reft - self.lookback, reft, f)
+        self.for_each_latest(vs, reft.saturating_sub(self.lookback), reft, f)
     }
 
     /// Calls `f(labels, t, v)` with each series' latest sample in `[lo, hi]`, unless it is a staleness marker.
     pub(crate) fn for_each_latest(&mut self, vs: &VectorSelector, lo: i64, hi: i64, f: &mut dyn FnMut(&Labels, i64, f64)) {
+        let (lo, hi) = self.clip(vs, lo, hi);
+        if lo > hi {
+            return;
+        }
         let pick = |s: &[Sample]| -> Option<Sample> {
             let i = s.partition_point(|x| x.t <= hi);
             if i == 0 {
@@ -314,7 +445,15 @@ impl<'a> Evaluator<'a> {
     /// Calls `f(labels, samples)` with each series' samples in `[reft - range, reft]` without staleness
     /// markers, for series that have any.
     pub(crate) fn for_each_range(&mut self, vs: &VectorSelector, range: i64, reft: i64, f: &mut dyn FnMut(&Labels, &[Sample])) {
-        let (mint, maxt) = (reft - range, reft);
+        self.for_each_range_window(vs, reft.saturating_sub(range), reft, f)
+    }
+
+    /// Calls `f(labels, samples)` with each series' samples in `[mint, maxt]` without staleness markers.
+    pub(crate) fn for_each_range_window(&mut self, vs: &VectorSelector, mint: i64, maxt: i64, f: &mut dyn FnMut(&Labels, &[Sample])) {
+        let (mint, maxt) = self.clip(vs, mint, maxt);
+        if mint > maxt {
+            return;
+        }
         let mut handle = |l: &Labels, s: &[Sample]| {
             let lo = s.partition_point(|x| x.t < mint);
             let hi = s.partition_point(|x| x.t <= maxt);
@@ -348,9 +487,10 @@ impl<'a> Evaluator<'a> {
         out
     }
 
-    /// Evaluates a subquery's inner expression at each of its steps: the multiples of the step in
-    /// `[reft - range, reft]`.
-    pub(crate) fn subquery(&mut self, sq: &SubqueryExpr, ts: i64) -> Result<Vec<(Labels, Vec<Sample>)>, EvalError> {
+    /// A subquery read at step `ts`: its inner expression evaluated at the multiples of its step in the
+    /// window `[maxt - range, maxt]` (`maxt` being `ts` minus its offset, or its `@` time minus its offset),
+    /// within the steps Prometheus's evaluation of it covers.
+    pub(crate) fn subquery(&mut self, sq: &SubqueryExpr, ts: i64) -> Result<SubqueryPoints, EvalError> {
         let range = duration_ms(&sq.range);
         let step = match &sq.step {
             Some(d) => duration_ms(d),
@@ -359,38 +499,177 @@ impl<'a> Evaluator<'a> {
         if step <= 0 {
             return Err(EvalError::InvalidArgument("subquery step must be positive".into()));
         }
-        let end = self.ref_time(sq.at.as_ref(), sq.offset.as_ref(), ts);
-        let lower = end - range;
-        let mut start = step * (lower / step);
-        if start < lower {
-            start += step;
+        let orig = offset_ms(sq.offset.as_ref());
+        let ctx = self.ctx;
+        let at = sq.at.as_ref().map(|a| at_ms(a, self.q_start, self.q_end));
+        // The offset Prometheus evaluates the subquery with, and the one its consumer reads it with.
+        let (node_off, read_off) = match at {
+            Some(t) => (ctx.at_offset(orig, t), orig.wrapping_add(ctx.start.wrapping_sub(t))),
+            None => (orig, orig),
+        };
+        let inner_start = align_up(ctx.start.wrapping_sub(node_off).saturating_sub(range), step);
+        let inner_end = ctx.end.wrapping_sub(node_off);
+        let maxt = ts.wrapping_sub(read_off);
+        let first = align_up(maxt.saturating_sub(range).max(inner_start), step);
+        let last = maxt.min(inner_end);
+        if first <= last && (last - first) / step >= self.steps_left {
+            return Err(EvalError::TooManySteps("subqueries of more steps than the engine's max_steps".into()));
         }
-        if start <= end && (end - start) / step >= self.max_steps {
-            return Err(EvalError::TooManySteps(format!("subquery of more than {} steps", self.max_steps)));
+        if first <= last {
+            self.steps_left -= (last - first) / step + 1;
         }
+        // Offsets inside are re-adjusted for the subquery's first step unless it starts where the
+        // enclosing evaluation does.
+        let inner = if inner_start != ctx.start {
+            Ctx::new(inner_start, inner_end)
+        } else {
+            let (path_offset, path_at) = match at {
+                Some(t) => (orig, Some(t)),
+                None => (ctx.path_offset.wrapping_add(orig), ctx.path_at),
+            };
+            Ctx { start: inner_start, end: inner_end, anchor: ctx.anchor, path_offset, path_at }
+        };
+        let key = node_key(sq);
+        let memoize = self.multi_subqueries.contains(&key);
+        let saved = std::mem::replace(&mut self.ctx, inner);
+        let result = self.subquery_steps(sq, key, memoize, first, last, step);
+        self.ctx = saved;
+        Ok(SubqueryPoints { series: result?, maxt })
+    }
+
+    fn subquery_steps(
+        &mut self,
+        sq: &SubqueryExpr,
+        key: usize,
+        memoize: bool,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<Vec<(Labels, Vec<Sample>)>, EvalError> {
+        let ctx = self.ctx;
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut out: Vec<(Labels, Vec<Sample>)> = Vec::new();
         let mut t = start;
         while t <= end {
-            let elems = match self.eval(&sq.expr, t)? {
-                Val::Vector(v) => v,
-                Val::Scalar(v) => vec![(Labels::empty(), v)],
-                other => return Err(EvalError::Type(format!("subquery over {}", other.kind()))),
+            let elems: Rc<Vec<Elem>> = match self.memo.get(&(key, ctx, t)) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = Rc::new(match self.eval(&sq.expr, t)? {
+                        Val::Vector(v) => v,
+                        Val::Scalar(v) => vec![(Labels::empty(), v)],
+                        other => return Err(EvalError::Type(format!("subquery over {}", other.kind()))),
+                    });
+                    if memoize {
+                        self.memo.insert((key, ctx, t), v.clone());
+                    }
+                    v
+                }
             };
-            for (l, v) in elems {
-                let i = match index.get(&l) {
+            for (l, v) in elems.iter() {
+                let v = *v;
+                let i = match index.get(l) {
                     Some(i) => *i,
                     None => {
                         index.insert(l.clone(), out.len());
-                        out.push((l, Vec::new()));
+                        out.push((l.clone(), Vec::new()));
                         out.len() - 1
                     }
                 };
                 out[i].1.push(Sample { t, v });
             }
-            t += step;
+            match t.checked_add(step) {
+                Some(next) => t = next,
+                None => break,
+            }
         }
         Ok(out)
+    }
+}
+
+/// The first multiple of `step` at or after `t`.
+fn align_up(t: i64, step: i64) -> i64 {
+    let a = step * (t / step);
+    if a < t {
+        a.saturating_add(step)
+    } else {
+        a
+    }
+}
+
+/// Functions Prometheus never treats as step-invariant.
+const AT_UNSAFE_FUNCTIONS: &[&str] =
+    &["days_in_month", "day_of_month", "day_of_week", "day_of_year", "hour", "minute", "month", "year", "predict_linear", "time", "timestamp"];
+
+/// Prometheus 2.42's `PreprocessExpr`: whether `e` is step-invariant (fixed by `@` modifiers), recording
+/// the maximal step-invariant expressions under it that Prometheus evaluates once per range evaluation.
+/// (An aggregation's parameter is not looked at, a call's range arguments are read per step anyway.)
+fn mark_step_invariant(e: &Expr, wraps: &mut HashSet<usize>) -> bool {
+    match e {
+        Expr::VectorSelector(vs) => vs.at.is_some(),
+        Expr::MatrixSelector(ms) => ms.vs.at.is_some(),
+        Expr::Subquery(s) => {
+            if mark_step_invariant(&s.expr, wraps) {
+                wraps.insert(node_key(&*s.expr));
+            }
+            s.at.is_some()
+        }
+        Expr::Aggregate(a) => mark_step_invariant(&a.expr, wraps),
+        Expr::Binary(b) => {
+            let l = mark_step_invariant(&b.lhs, wraps);
+            let r = mark_step_invariant(&b.rhs, wraps);
+            if l && r {
+                return true;
+            }
+            if l {
+                wraps.insert(node_key(&*b.lhs));
+            }
+            if r {
+                wraps.insert(node_key(&*b.rhs));
+            }
+            false
+        }
+        Expr::Call(c) => {
+            let inv: Vec<bool> = c.args.args.iter().map(|a| mark_step_invariant(a, wraps)).collect();
+            if !AT_UNSAFE_FUNCTIONS.contains(&c.func.name) && inv.iter().all(|x| *x) {
+                return true;
+            }
+            for (a, i) in c.args.args.iter().zip(inv) {
+                if i {
+                    wraps.insert(node_key(&**a));
+                }
+            }
+            false
+        }
+        Expr::Paren(p) => mark_step_invariant(&p.expr, wraps),
+        Expr::Unary(u) => mark_step_invariant(&u.expr, wraps),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) => true,
+        Expr::Extension(_) => false,
+    }
+}
+
+/// Records the subqueries evaluated at more than one time (inside another subquery or a range query).
+fn mark_multi_subqueries(e: &Expr, multi: bool, out: &mut HashSet<usize>) {
+    match e {
+        Expr::Subquery(s) => {
+            if multi {
+                out.insert(node_key(s));
+            }
+            mark_multi_subqueries(&s.expr, true, out);
+        }
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                mark_multi_subqueries(p, multi, out);
+            }
+            mark_multi_subqueries(&a.expr, multi, out);
+        }
+        Expr::Unary(u) => mark_multi_subqueries(&u.expr, multi, out),
+        Expr::Binary(b) => {
+            mark_multi_subqueries(&b.lhs, multi, out);
+            mark_multi_subqueries(&b.rhs, multi, out);
+        }
+        Expr::Paren(p) => mark_multi_subqueries(&p.expr, multi, out),
+        Expr::Call(c) => c.args.args.iter().for_each(|a| mark_multi_subqueries(a, multi, out)),
+        _ => {}
     }
 }
 

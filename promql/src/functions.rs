@@ -242,20 +242,13 @@ fn timestamp(ev: &mut Evaluator, c: &Call, ts: i64) -> Result<Val, EvalError> {
     let mut out = Vec::new();
     match arg {
         Some(Expr::VectorSelector(vs)) => {
-            // Prometheus 2.42 reads at the @ time but only sees samples up to @ - offset (the store is
-            // queried for the offset window): the latest sample in the intersection of both windows.
-            match &vs.at {
-                Some(at) => {
-                    let at = at_ms(at, ev.q_start, ev.q_end);
-                    let off = offset_ms(vs.offset.as_ref());
-                    let (lo, hi) = ((at - ev.lookback).max(at - off - ev.lookback), at.min(at - off));
-                    ev.for_each_latest(vs, lo, hi, &mut |l, t, _| out.push((l.without_name(), t as f64 / 1000.0)));
-                }
-                None => {
-                    let reft = ts - offset_ms(vs.offset.as_ref());
-                    ev.for_each_instant(vs, reft, &mut |l, t, _| out.push((l.without_name(), t as f64 / 1000.0)));
-                }
-            }
+            // Prometheus 2.42 reads at the @ time itself (the offset only narrows what the store returns,
+            // see `Evaluator::clip`).
+            let reft = match &vs.at {
+                Some(at) => at_ms(at, ev.q_start, ev.q_end),
+                None => ts.saturating_sub(offset_ms(vs.offset.as_ref())),
+            };
+            ev.for_each_instant(vs, reft, &mut |l, t, _| out.push((l.without_name(), t as f64 / 1000.0)));
         }
         Some(e) => {
             let t = ts as f64 / 1000.0;
@@ -267,8 +260,12 @@ fn timestamp(ev: &mut Evaluator, c: &Call, ts: i64) -> Result<Val, EvalError> {
     Ok(Val::Vector(out))
 }
 
+fn first_arg(c: &Call) -> Result<&Expr, EvalError> {
+    c.args.args.first().map(|a| &**a).ok_or_else(|| EvalError::Type(format!("{}() needs arguments", c.func.name)))
+}
+
 fn label_replace(ev: &mut Evaluator, c: &Call, ts: i64) -> Result<Val, EvalError> {
-    let v = ev.eval_vector(&c.args.args[0], ts)?;
+    let v = ev.eval_vector(first_arg(c)?, ts)?;
     let dst = string_arg(c, 1)?;
     let repl = string_arg(c, 2)?;
     let src = string_arg(c, 3)?;
@@ -311,7 +308,7 @@ fn label_replace(ev: &mut Evaluator, c: &Call, ts: i64) -> Result<Val, EvalError
 }
 
 fn label_join(ev: &mut Evaluator, c: &Call, ts: i64) -> Result<Val, EvalError> {
-    let v = ev.eval_vector(&c.args.args[0], ts)?;
+    let v = ev.eval_vector(first_arg(c)?, ts)?;
     let dst = string_arg(c, 1)?;
     let sep = string_arg(c, 2)?;
     let mut srcs = Vec::new();
@@ -445,45 +442,93 @@ pub(crate) fn translate_go_regex(p: &str) -> String {
 
 fn date_fn(name: &str) -> fn(i64) -> f64 {
     match name {
-        "minute" => |s| (s.rem_euclid(3600) / 60) as f64,
-        "hour" => |s| (s.rem_euclid(86400) / 3600) as f64,
-        "day_of_week" => |s| (s.div_euclid(86400) + 4).rem_euclid(7) as f64,
-        "day_of_month" => |s| civil(s.div_euclid(86400)).2 as f64,
+        "minute" => |s| ((abs_time(s) % 3600) / 60) as f64,
+        "hour" => |s| ((abs_time(s) % 86400) / 3600) as f64,
+        "day_of_week" => |s| ((abs_time(s).wrapping_add(86400) % 604_800) / 86400) as f64,
+        "day_of_month" => |s| abs_date(abs_time(s)).2 as f64,
         "days_in_month" => |s| {
-            let (y, m, _) = civil(s.div_euclid(86400));
-            days_in_month(y, m) as f64
-        },
-        "month" => |s| civil(s.div_euclid(86400)).1 as f64,
-        _ => |s| civil(s.div_euclid(86400)).0 as f64,
-    }
-}
-
-/// Year, month (1-12) and day (1-31) of a day count since 1970-01-01 (proleptic Gregorian).
-fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        4 | 6 | 9 | 11 => 30,
-        2 => {
-            if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
-                29
-            } else {
-                28
+            let (y, m, _) = abs_date(abs_time(s));
+            // Go: 32 - time.Date(y, m, 32, ...).Day(), which overflows into the next month.
+            let mut d = days_since_epoch(y).wrapping_add(DAYS_BEFORE[m as usize - 1] as u64);
+            if is_leap(y) && m >= 3 {
+                d = d.wrapping_add(1);
             }
-        }
-        _ => 31,
+            d = d.wrapping_add(31);
+            (32 - abs_date(d.wrapping_mul(86400)).2 as i64) as f64
+        },
+        "month" => |s| abs_date(abs_time(s)).1 as f64,
+        _ => |s| abs_date(abs_time(s)).0 as f64,
     }
+}
+
+// Go's `time` package arithmetic (UTC), ported so that every input, even a NaN converted to int64, gives
+// Go's answer: seconds are counted from an "absolute zero" year with wrapping unsigned arithmetic.
+const ABSOLUTE_ZERO_YEAR: i64 = -292_277_022_399;
+const UNIX_TO_ABSOLUTE: i64 = 9_223_372_028_715_321_600;
+const DAYS_PER_400_YEARS: u64 = 365 * 400 + 97;
+const DAYS_PER_100_YEARS: u64 = 365 * 100 + 24;
+const DAYS_PER_4_YEARS: u64 = 365 * 4 + 1;
+const DAYS_BEFORE: [u32; 13] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365];
+
+fn abs_time(unix_sec: i64) -> u64 {
+    unix_sec.wrapping_add(UNIX_TO_ABSOLUTE) as u64
+}
+
+fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+/// Year, month (1-12) and day of month of an absolute time (Go's `absDate`).
+fn abs_date(abs: u64) -> (i64, u32, u32) {
+    let mut d = abs / 86400;
+    let mut n = d / DAYS_PER_400_YEARS;
+    let mut y = 400 * n;
+    d -= DAYS_PER_400_YEARS * n;
+    n = d / DAYS_PER_100_YEARS;
+    n -= n >> 2;
+    y += 100 * n;
+    d -= DAYS_PER_100_YEARS * n;
+    n = d / DAYS_PER_4_YEARS;
+    y += 4 * n;
+    d -= DAYS_PER_4_YEARS * n;
+    n = d / 365;
+    n -= n >> 2;
+    y += n;
+    d -= 365 * n;
+    let year = (y as i64).wrapping_add(ABSOLUTE_ZERO_YEAR);
+    let mut day = d as u32;
+    if is_leap(year) {
+        if day > 31 + 29 - 1 {
+            day -= 1;
+        } else if day == 31 + 29 - 1 {
+            return (year, 2, 29);
+        }
+    }
+    let mut month = day / 31;
+    let end = DAYS_BEFORE[month as usize + 1];
+    let begin;
+    if day >= end {
+        month += 1;
+        begin = end;
+    } else {
+        begin = DAYS_BEFORE[month as usize];
+    }
+    (year, month + 1, day - begin + 1)
+}
+
+/// Days from the absolute zero to January 1 of `year` (Go's `daysSinceEpoch`).
+fn days_since_epoch(year: i64) -> u64 {
+    let mut y = year.wrapping_sub(ABSOLUTE_ZERO_YEAR) as u64;
+    let mut n = y / 400;
+    y -= 400 * n;
+    let mut d = DAYS_PER_400_YEARS.wrapping_mul(n);
+    n = y / 100;
+    y -= 100 * n;
+    d = d.wrapping_add(DAYS_PER_100_YEARS * n);
+    n = y / 4;
+    y -= 4 * n;
+    d = d.wrapping_add(DAYS_PER_4_YEARS * n);
+    d.wrapping_add(365 * y)
 }
 
 /// `histogram_quantile` over classic buckets (series with an `le` label); series are grouped by all labels
@@ -521,7 +566,7 @@ fn histogram_quantile(q: f64, v: Vec<Elem>) -> Vec<Elem> {
 }
 
 /// Prometheus's `bucketQuantile` for classic histograms.
-fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
     if q.is_nan() {
         return gomath::nan();
     }
@@ -609,24 +654,29 @@ fn eval_range_call(ev: &mut Evaluator, f: RangeFn, c: &Call, ts: i64) -> Result<
             param = ev.eval_scalar(a, ts)?;
         }
     }
-    let (range, reft) = match marg {
-        Expr::MatrixSelector(ms) => (duration_ms(&ms.range), ev.ref_time(ms.vs.at.as_ref(), ms.vs.offset.as_ref(), ts)),
-        Expr::Subquery(sq) => (duration_ms(&sq.range), ev.ref_time(sq.at.as_ref(), sq.offset.as_ref(), ts)),
-        _ => unreachable!("checked above"),
+    let (range, maxt) = match (marg, &sub) {
+        (Expr::MatrixSelector(ms), _) => (duration_ms(&ms.range), ev.ref_time(ms.vs.at.as_ref(), ms.vs.offset.as_ref(), ts)),
+        (Expr::Subquery(sq), Some(points)) => (duration_ms(&sq.range), points.maxt),
+        _ => return Err(EvalError::Type(format!("{}() needs a range vector argument", c.func.name))),
     };
-    let ctx = RangeCtx { range_start: reft - range, range_end: reft, range_secs: go_seconds(range), ts, param };
+    let mint = maxt.saturating_sub(range);
+    let ctx = RangeCtx { range_start: mint, range_end: maxt, range_secs: go_seconds(range), ts, param };
     let keep_name = f == RangeFn::LastOverTime;
+    let track = !keep_name && f != RangeFn::AbsentOverTime && ev.tracks_origins();
     let mut out: Vec<Elem> = Vec::new();
+    let mut sources: Vec<Labels> = Vec::new();
     let mut apply = |l: &Labels, s: &[Sample]| {
         if let Some(v) = range_fn(f, s, &ctx) {
             out.push((if keep_name { l.clone() } else { l.without_name() }, v));
+            if track {
+                sources.push(l.clone());
+            }
         }
     };
     match (marg, sub) {
-        (Expr::MatrixSelector(ms), _) => ev.for_each_range(&ms.vs, range, reft, &mut apply),
-        (_, Some(series)) => {
-            let (mint, maxt) = (reft - range, reft);
-            for (l, pts) in &series {
+        (Expr::MatrixSelector(ms), _) => ev.for_each_range_window(&ms.vs, mint, maxt, &mut apply),
+        (_, Some(points)) => {
+            for (l, pts) in &points.series {
                 let w: Vec<Sample> = pts.iter().copied().filter(|p| p.t >= mint && p.t <= maxt && !is_stale_nan(p.v)).collect();
                 if !w.is_empty() {
                     apply(l, &w);
@@ -638,7 +688,18 @@ fn eval_range_call(ev: &mut Evaluator, f: RangeFn, c: &Call, ts: i64) -> Result<
     if f == RangeFn::AbsentOverTime {
         return Ok(Val::Vector(if out.is_empty() { vec![(absent_labels(Some(marg)), 1.0)] } else { Vec::new() }));
     }
-    check_duplicates(&out)?;
+    // Distinct series with one metric name stay distinct without it: only check when names may differ.
+    let one_name = match marg {
+        Expr::MatrixSelector(ms) => ms.vs.name.is_some(),
+        _ => false,
+    };
+    if !one_name && !keep_name {
+        check_duplicates(&out)?;
+    }
+    if track && !one_name {
+        let pairs: Vec<(Labels, Labels)> = out.iter().map(|e| e.0.clone()).zip(sources).collect();
+        ev.check_origins(c as *const Call as usize, &pairs)?;
+    }
     Ok(Val::Vector(out))
 }
 
@@ -778,9 +839,9 @@ fn extrapolated_rate(s: &[Sample], ctx: &RangeCtx, is_counter: bool, is_rate: bo
             prev = x.v;
         }
     }
-    let mut duration_to_start = (first.t - ctx.range_start) as f64 / 1000.0;
-    let duration_to_end = (ctx.range_end - last.t) as f64 / 1000.0;
-    let sampled_interval = (last.t - first.t) as f64 / 1000.0;
+    let mut duration_to_start = first.t.wrapping_sub(ctx.range_start) as f64 / 1000.0;
+    let duration_to_end = ctx.range_end.wrapping_sub(last.t) as f64 / 1000.0;
+    let sampled_interval = last.t.wrapping_sub(first.t) as f64 / 1000.0;
     let avg_between = sampled_interval / (s.len() - 1) as f64;
     if is_counter && result > 0.0 && first.v >= 0.0 {
         let duration_to_zero = sampled_interval * (first.v / result);
@@ -807,7 +868,7 @@ fn instant_value(s: &[Sample], is_rate: bool) -> Option<f64> {
     let last = s[s.len() - 1];
     let prev = s[s.len() - 2];
     let mut result = if is_rate && last.v < prev.v { last.v } else { last.v - prev.v };
-    let interval = last.t - prev.t;
+    let interval = last.t.wrapping_sub(prev.t);
     if interval == 0 {
         return None;
     }
@@ -828,7 +889,7 @@ fn linear_regression(s: &[Sample], intercept_time: i64) -> (f64, f64) {
             const_y = false;
         }
         n += 1.0;
-        let t = (x.t - intercept_time) as f64 / 1e3;
+        let t = x.t.wrapping_sub(intercept_time) as f64 / 1e3;
         (sum_x, cx) = kahan_inc(t, sum_x, cx);
         (sum_y, cy) = kahan_inc(x.v, sum_y, cy);
         (sum_xy, cxy) = kahan_inc(t * x.v, sum_xy, cxy);
@@ -856,14 +917,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn civil_dates() {
-        assert_eq!(civil(0), (1970, 1, 1));
-        assert_eq!(civil(59), (1970, 3, 1));
-        assert_eq!(civil(11016), (2000, 2, 29));
-        assert_eq!(civil(-1), (1969, 12, 31));
-        assert_eq!(days_in_month(2000, 2), 29);
-        assert_eq!(days_in_month(1900, 2), 28);
+    fn go_dates() {
+        assert_eq!(abs_date(abs_time(0)), (1970, 1, 1));
+        assert_eq!(abs_date(abs_time(59 * 86400)), (1970, 3, 1));
+        assert_eq!(abs_date(abs_time(11016 * 86400)), (2000, 2, 29));
+        assert_eq!(abs_date(abs_time(-1)), (1969, 12, 31));
+        assert_eq!(date_fn("days_in_month")(951_782_400), 29.0);
+        assert_eq!(date_fn("days_in_month")(-2_206_310_400), 28.0);
         assert_eq!(date_fn("day_of_week")(0), 4.0);
+        // Go's answer for int64(NaN) on amd64.
+        assert_eq!(date_fn("hour")(i64::MIN), 15.0);
     }
 
     #[test]

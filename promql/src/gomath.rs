@@ -1,6 +1,9 @@
 //! Float functions that reproduce Go's `math` and `strconv` results bit for bit (as built for amd64, which
 //! is what Prometheus and promtool run), because PromQL results are compared exactly.
 
+// The constants are Go's, digit for digit; the compiler rounds them to the same float64 values.
+#![allow(clippy::excessive_precision, clippy::approx_constant)]
+
 /// Go's `math.NaN()` bit pattern.
 pub const GO_NAN: u64 = 0x7FF8_0000_0000_0001;
 
@@ -11,7 +14,8 @@ pub fn nan() -> f64 {
 /// Go's float64 → int64 conversion on amd64: truncation, and the "integer indefinite" value for NaN and
 /// out-of-range inputs.
 pub fn to_i64(x: f64) -> i64 {
-    if x.is_nan() || x >= 9.223_372_036_854_775_807e18 || x < -9.223_372_036_854_775_808e18 {
+    // ±2^63: the int64 range's float bounds.
+    if x.is_nan() || !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&x) {
         i64::MIN
     } else {
         x as i64
@@ -239,7 +243,7 @@ pub fn exp(x: f64) -> f64 {
     }
     let t = LOG2E * x;
     // CVTSD2SL: round to nearest even; out-of-range gives the integer indefinite value.
-    let n: i32 = if t.is_nan() || t >= 2147483647.5 || t < -2147483648.5 { i32::MIN } else { t.round_ties_even() as i32 };
+    let n: i32 = if t.is_nan() || !(-2147483648.5..2147483647.5).contains(&t) { i32::MIN } else { t.round_ties_even() as i32 };
     let nf = n as f64;
     let mut x0;
     if use_fma() {
@@ -451,8 +455,8 @@ pub fn parse_float(s: &str) -> Option<f64> {
         "nan" => return if body.len() == s.len() { Some(nan()) } else { None },
         _ => {}
     }
-    if lower.starts_with("0x") {
-        return parse_hex_float(&lower[2..]).map(sign);
+    if let Some(hex) = lower.strip_prefix("0x") {
+        return parse_hex_float(hex).map(sign);
     }
     if body.is_empty() {
         return None;
@@ -530,7 +534,7 @@ mod tests {
         assert_eq!(exp(f64::NEG_INFINITY), 0.0);
         assert_eq!(exp(1000.0), f64::INFINITY);
         assert_eq!(pow(2.0, 10.0), 1024.0);
-        assert_eq!(pow(-8.0, 1.0 / 3.0).is_nan(), true);
+        assert!(pow(-8.0, 1.0 / 3.0).is_nan());
         assert_eq!(log2(8.0), 3.0);
         assert_eq!(fmod(7.0, 3.0), 1.0);
         assert_eq!(fmod(-7.0, 3.0), -1.0);

@@ -12,15 +12,13 @@ pub const METRIC_NAME: &str = "__name__";
 /// One label name or value, shared between label sets.
 pub type Str = Arc<str>;
 
-struct Inner {
-    hash: u64,
-    pairs: Box<[(Str, Str)]>,
-}
-
 /// A sorted label set (including `__name__` when present). Cloning is a reference-count increment.
 /// Labels never hold empty values: constructors drop them, as Prometheus treats an empty value as absent.
 #[derive(Clone)]
-pub struct Labels(Arc<Inner>);
+pub struct Labels {
+    hash: u64,
+    pairs: Arc<[(Str, Str)]>,
+}
 
 static EMPTY: OnceLock<Labels> = OnceLock::new();
 
@@ -57,20 +55,23 @@ impl Labels {
 
     /// Builds from pairs already sorted by name, unique, with non-empty values (checked in debug builds).
     pub(crate) fn from_sorted_unchecked(pairs: Vec<(Str, Str)>) -> Labels {
+        Self::from_shared(pairs.into())
+    }
+
+    fn from_shared(pairs: Arc<[(Str, Str)]>) -> Labels {
         debug_assert!(pairs.windows(2).all(|w| w[0].0.as_bytes() < w[1].0.as_bytes()));
         debug_assert!(pairs.iter().all(|(_, v)| !v.is_empty()));
-        let hash = hash_pairs(&pairs);
-        Labels(Arc::new(Inner { hash, pairs: pairs.into_boxed_slice() }))
+        Labels { hash: hash_pairs(&pairs), pairs }
     }
 
     /// A builder starting from this label set.
     pub fn builder(&self) -> LabelsBuilder {
-        LabelsBuilder { pairs: self.0.pairs.to_vec() }
+        LabelsBuilder { pairs: self.pairs.to_vec() }
     }
 
     /// The value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.index_of(name).map(|i| &*self.0.pairs[i].1)
+        self.index_of(name).map(|i| &*self.pairs[i].1)
     }
 
     /// The value of label `name`, or "" when absent (Prometheus's `Labels.Get`).
@@ -80,11 +81,11 @@ impl Labels {
 
     /// The shared value of label `name`, if present.
     pub(crate) fn get_shared(&self, name: &str) -> Option<&Str> {
-        self.index_of(name).map(|i| &self.0.pairs[i].1)
+        self.index_of(name).map(|i| &self.pairs[i].1)
     }
 
     fn index_of(&self, name: &str) -> Option<usize> {
-        let p = &self.0.pairs;
+        let p = &self.pairs;
         if p.len() <= 8 {
             return p.iter().position(|(n, _)| &**n == name);
         }
@@ -98,25 +99,25 @@ impl Labels {
 
     /// Iterates `(name, value)` pairs in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.0.pairs.iter().map(|(n, v)| (&**n, &**v))
+        self.pairs.iter().map(|(n, v)| (&**n, &**v))
     }
 
     /// The shared pairs in name order.
     pub fn pairs(&self) -> &[(Str, Str)] {
-        &self.0.pairs
+        &self.pairs
     }
 
     pub fn len(&self) -> usize {
-        self.0.pairs.len()
+        self.pairs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.pairs.is_empty()
+        self.pairs.is_empty()
     }
 
     /// The precomputed hash of the whole label set.
     pub fn hash_value(&self) -> u64 {
-        self.0.hash
+        self.hash
     }
 
     /// This label set without `__name__` (a cheap clone when there is no name).
@@ -124,10 +125,9 @@ impl Labels {
         match self.index_of(METRIC_NAME) {
             None => self.clone(),
             Some(i) => {
-                let mut v = Vec::with_capacity(self.len() - 1);
-                v.extend_from_slice(&self.0.pairs[..i]);
-                v.extend_from_slice(&self.0.pairs[i + 1..]);
-                Labels::from_sorted_unchecked(v)
+                // A chain of slice iterators has an exact length, so this allocates once.
+                let pairs: Arc<[(Str, Str)]> = self.pairs[..i].iter().chain(self.pairs[i + 1..].iter()).cloned().collect();
+                Labels::from_shared(pairs)
             }
         }
     }
@@ -200,7 +200,7 @@ impl fmt::Debug for Labels {
 
 impl PartialEq for Labels {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || (self.0.hash == other.0.hash && self.0.pairs == other.0.pairs)
+        self.hash == other.hash && (Arc::ptr_eq(&self.pairs, &other.pairs) || self.pairs == other.pairs)
     }
 }
 
@@ -208,17 +208,17 @@ impl Eq for Labels {}
 
 impl Hash for Labels {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0.hash);
+        state.write_u64(self.hash);
     }
 }
 
 impl Ord for Labels {
     /// Prometheus's `labels.Compare`: pairwise by name then value, the shorter set first on a common prefix.
     fn cmp(&self, other: &Self) -> Ordering {
-        if Arc::ptr_eq(&self.0, &other.0) {
+        if Arc::ptr_eq(&self.pairs, &other.pairs) {
             return Ordering::Equal;
         }
-        compare_pairs(&self.0.pairs, &other.0.pairs)
+        compare_pairs(&self.pairs, &other.pairs)
     }
 }
 
@@ -240,6 +240,48 @@ pub(crate) fn compare_pairs(a: &[(Str, Str)], b: &[(Str, Str)]) -> Ordering {
         }
     }
     a.len().cmp(&b.len())
+}
+
+/// Shares equal label names and values between label sets (fewer allocations, and matching touches less
+/// memory). A store can keep one per process or per shard.
+#[derive(Debug, Default)]
+pub struct Interner {
+    set: std::collections::HashSet<Str>,
+}
+
+impl Interner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The shared copy of `s`.
+    pub fn intern(&mut self, s: &str) -> Str {
+        if let Some(v) = self.set.get(s) {
+            return v.clone();
+        }
+        let v: Str = Arc::from(s);
+        self.set.insert(v.clone());
+        v
+    }
+
+    /// A label set whose names and values are shared copies.
+    pub fn labels<'a>(&mut self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Labels {
+        let v: Vec<(Str, Str)> = pairs.into_iter().map(|(n, v)| (self.intern(n), self.intern(v))).collect();
+        Labels::from_pairs(v)
+    }
+
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// Drops strings no label set uses any more.
+    pub fn gc(&mut self) {
+        self.set.retain(|s| Arc::strong_count(s) > 1);
+    }
 }
 
 /// Edits a label set: `set`, `del`, `keep`, then `build`.

@@ -1,9 +1,26 @@
 //! fleetwatch-promql: a PromQL evaluation engine over an in-memory series store, matching Prometheus 2.42's
-//! results, and promtool's rule unit-test file format.
+//! results (as Debian's `promtool` 2.42 computes them), and promtool's rule unit-test file format.
 //!
 //! Parsing is done by the `promql-parser` crate; [`parse`] adds [`check_supported`], which rejects every
-//! construct the engine does not evaluate. [`Engine::instant`] and [`Engine::range`] evaluate against any
-//! [`Storage`]; [`MemStorage`] is a simple one for tests.
+//! construct the engine does not evaluate, and gives regex matchers Go's semantics. [`Engine::instant`] and
+//! [`Engine::range`] evaluate against any [`Storage`]; [`MemStorage`] is a simple one for tests, and
+//! [`selector_needs`]/[`selector_ranges`] tell a store what a query will read.
+//!
+//! ```ignore
+//! let expr = fleetwatch_promql::parse("sum by (job) (rate(http_requests_total[5m]))")?;
+//! let value = fleetwatch_promql::Engine::default().instant(&store, &expr, now_ms)?;
+//! ```
+//!
+//! Known differences from Prometheus 2.42:
+//! - Float sums and means depend on the order of their terms; the engine aggregates in the order the store
+//!   calls back (label order for `MemStorage`), Prometheus in its own series order (ingestion order for
+//!   recent data), so the last bits of such results can differ, as they do between Prometheus servers.
+//! - Subqueries and range queries are evaluated step by step: two series whose labels collide only at
+//!   different steps (e.g. after a function drops their names) are merged, where Prometheus reports
+//!   "vector cannot contain metrics with the same labelset" for the whole range.
+//! - Regexes run on Rust's `regex` with Go's ASCII classes; RE2-only syntax the `regex` crate lacks is
+//!   rejected when parsing. Native histograms do not exist here; there is no query timeout or sample limit,
+//!   only `Engine::max_steps`.
 
 mod aggregate;
 mod binary;
@@ -16,10 +33,10 @@ mod support;
 pub mod testfile;
 
 pub use eval::{Engine, EvalError, Value};
-pub use labels::{Labels, LabelsBuilder, METRIC_NAME};
+pub use labels::{Interner, Labels, LabelsBuilder, METRIC_NAME};
 pub use promql_parser::label::{MatchOp, Matcher};
 pub use promql_parser::parser::Expr;
-pub use storage::{has_sample_in, is_stale_nan, matches, stale_nan, MemStorage, Sample, Storage, STALE_NAN_BITS};
+pub use storage::{has_sample_in, is_stale_nan, matches, stale_nan, MemStorage, Sample, Storage, Until, STALE_NAN_BITS};
 pub use support::{check_supported, selector_needs, selector_ranges, SelectorNeed, SelectorRange, Unsupported, SUPPORTED_FUNCTIONS};
 
 /// A query that cannot be evaluated: a syntax error or an unsupported construct.
@@ -31,9 +48,11 @@ pub enum ParseError {
     Unsupported(#[from] Unsupported),
 }
 
-/// Parses a PromQL query and checks that the engine supports every construct in it.
+/// Parses a PromQL query, checks that the engine supports every construct in it, and gives its regex
+/// matchers Go's semantics (ASCII `\d`, `\w`, `\s`, `\b`, as Prometheus matches).
 pub fn parse(query: &str) -> Result<Expr, ParseError> {
-    let expr = promql_parser::parser::parse(query).map_err(ParseError::Syntax)?;
+    let mut expr = promql_parser::parser::parse(query).map_err(ParseError::Syntax)?;
     check_supported(&expr)?;
+    support::use_go_regexes(&mut expr);
     Ok(expr)
 }

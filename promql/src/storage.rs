@@ -59,10 +59,11 @@ pub fn has_sample_in(samples: &[Sample], mint: i64, maxt: i64) -> bool {
     i < samples.len() && samples[i].t <= maxt
 }
 
-/// A simple in-memory store: series kept in label order, samples sorted by time.
+/// A simple in-memory store: series grouped by metric name, each group in label order, samples sorted by
+/// time.
 #[derive(Clone, Debug, Default)]
 pub struct MemStorage {
-    series: BTreeMap<Labels, Vec<Sample>>,
+    by_name: BTreeMap<String, BTreeMap<Labels, Vec<Sample>>>,
 }
 
 impl MemStorage {
@@ -70,9 +71,14 @@ impl MemStorage {
         Self::default()
     }
 
+    fn series_mut(&mut self, labels: Labels) -> &mut Vec<Sample> {
+        let name = labels.name().unwrap_or("").to_string();
+        self.by_name.entry(name).or_default().entry(labels).or_default()
+    }
+
     /// Adds one sample; a sample at an existing timestamp replaces the old one.
     pub fn add(&mut self, labels: Labels, sample: Sample) {
-        let v = self.series.entry(labels).or_default();
+        let v = self.series_mut(labels);
         match v.last() {
             Some(last) if last.t < sample.t => v.push(sample),
             None => v.push(sample),
@@ -87,39 +93,78 @@ impl MemStorage {
     pub fn set_series(&mut self, labels: Labels, mut samples: Vec<Sample>) {
         samples.sort_by_key(|s| s.t);
         samples.dedup_by_key(|s| s.t);
-        self.series.insert(labels, samples);
+        *self.series_mut(labels) = samples;
     }
 
     /// Drops samples after `maxt` (and series left empty).
     pub fn truncate_after(&mut self, maxt: i64) {
-        for v in self.series.values_mut() {
-            let n = v.partition_point(|s| s.t <= maxt);
-            v.truncate(n);
+        for group in self.by_name.values_mut() {
+            for v in group.values_mut() {
+                let n = v.partition_point(|s| s.t <= maxt);
+                v.truncate(n);
+            }
+            group.retain(|_, v| !v.is_empty());
         }
-        self.series.retain(|_, v| !v.is_empty());
+        self.by_name.retain(|_, g| !g.is_empty());
     }
 
     pub fn len(&self) -> usize {
-        self.series.len()
+        self.by_name.values().map(|g| g.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.series.is_empty()
+        self.by_name.is_empty()
     }
 
-    /// Iterates series in label order.
+    /// Iterates series by metric name, then in label order.
     pub fn iter(&self) -> impl Iterator<Item = (&Labels, &[Sample])> {
-        self.series.iter().map(|(l, s)| (l, s.as_slice()))
+        self.by_name.values().flat_map(|g| g.iter().map(|(l, s)| (l, s.as_slice())))
     }
 }
 
 impl Storage for MemStorage {
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64, f: &mut dyn FnMut(&Labels, &[Sample])) {
-        for (l, s) in &self.series {
-            if has_sample_in(s, mint, maxt) && matches(matchers, l) {
-                f(l, s);
+        let name = matchers.iter().find_map(|m| match m.op {
+            MatchOp::Equal if m.name == crate::labels::METRIC_NAME => Some(m.value.as_str()),
+            _ => None,
+        });
+        let mut visit = |group: &BTreeMap<Labels, Vec<Sample>>| {
+            for (l, s) in group {
+                if has_sample_in(s, mint, maxt) && matches(matchers, l) {
+                    f(l, s);
+                }
             }
+        };
+        match name {
+            Some(n) => {
+                if let Some(g) = self.by_name.get(n) {
+                    visit(g);
+                }
+            }
+            None => self.by_name.values().for_each(visit),
         }
+    }
+}
+
+/// A view of a store that hides samples after `maxt`, e.g. to replay a promtool test step by step the way
+/// its lazy loader appends samples.
+pub struct Until<'a> {
+    pub inner: &'a dyn Storage,
+    pub maxt: i64,
+}
+
+impl Storage for Until<'_> {
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64, f: &mut dyn FnMut(&Labels, &[Sample])) {
+        if mint > self.maxt {
+            return;
+        }
+        let cut = self.maxt;
+        self.inner.select(matchers, mint, maxt.min(cut), &mut |l, s| {
+            let n = s.partition_point(|x| x.t <= cut);
+            if n > 0 {
+                f(l, &s[..n]);
+            }
+        });
     }
 }
 
@@ -145,5 +190,9 @@ mod tests {
         assert!(!matches(&empty, &a));
         assert!(matches(&[Matcher::new(MatchOp::NotEqual, "zone", "x")], &a));
         assert!(is_stale_nan(stale_nan()) && !is_stale_nan(f64::NAN));
+        let until = Until { inner: &st, maxt: 7 };
+        let mut seen = vec![];
+        until.select(&ms, 0, 1000, &mut |_, s| seen.push(s.to_vec()));
+        assert_eq!(seen, vec![vec![Sample { t: 5, v: 0.5 }]]);
     }
 }

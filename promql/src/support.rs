@@ -258,11 +258,11 @@ pub(crate) fn walk_selectors(e: &Expr, window: (i64, i64), multi: bool, w: Walk,
     match e {
         Expr::VectorSelector(vs) => {
             let (rlo, rhi) = ref_window(vs.at.as_ref(), vs.offset.as_ref(), lo, hi, w);
-            f(vs, rlo - w.lookback, rhi, multi);
+            f(vs, rlo.saturating_sub(w.lookback), rhi, multi);
         }
         Expr::MatrixSelector(ms) => {
             let (rlo, rhi) = ref_window(ms.vs.at.as_ref(), ms.vs.offset.as_ref(), lo, hi, w);
-            f(&ms.vs, rlo - duration_ms(&ms.range), rhi, multi);
+            f(&ms.vs, rlo.saturating_sub(duration_ms(&ms.range)), rhi, multi);
         }
         Expr::Subquery(s) => {
             let off = offset_ms(s.offset.as_ref());
@@ -270,11 +270,11 @@ pub(crate) fn walk_selectors(e: &Expr, window: (i64, i64), multi: bool, w: Walk,
             let (elo, ehi) = match &s.at {
                 Some(at) if !w.ignore_at => {
                     let t = at_ms(at, w.q_start, w.q_end);
-                    (t - off, t - off)
+                    (t.saturating_sub(off), t.saturating_sub(off))
                 }
-                _ => (lo - off, hi - off),
+                _ => (lo.saturating_sub(off), hi.saturating_sub(off)),
             };
-            walk_selectors(&s.expr, (elo - range, ehi), true, w, f);
+            walk_selectors(&s.expr, (elo.saturating_sub(range), ehi), true, w, f);
         }
         Expr::Aggregate(a) => {
             if let Some(p) = &a.param {
@@ -297,17 +297,16 @@ pub(crate) fn walk_selectors(e: &Expr, window: (i64, i64), multi: bool, w: Walk,
     }
 }
 
-/// The reference times a selector reads at, for evaluation times in `[lo, hi]`. With `@`, `timestamp()`
-/// reads at the `@` time without the offset (Prometheus 2.42's behaviour), so both are covered.
+/// The reference times (evaluation or `@` time, minus the offset) a selector reads at, for evaluation times
+/// in `[lo, hi]`.
 fn ref_window(at: Option<&AtModifier>, off: Option<&Offset>, lo: i64, hi: i64, w: Walk) -> (i64, i64) {
     let off = offset_ms(off);
     match at {
         Some(at) if !w.ignore_at => {
-            let t = at_ms(at, w.q_start, w.q_end);
-            ((t - off).min(t), (t - off).max(t))
+            let t = at_ms(at, w.q_start, w.q_end).saturating_sub(off);
+            (t, t)
         }
-        Some(_) => ((lo - off).min(lo), (hi - off).max(hi)),
-        None => (lo - off, hi - off),
+        _ => (lo.saturating_sub(off), hi.saturating_sub(off)),
     }
 }
 
@@ -354,4 +353,42 @@ pub(crate) fn unwrap_parens(mut e: &Expr) -> &Expr {
         e = &p.expr;
     }
     e
+}
+
+/// Recompiles the selectors' regex matchers with Go's semantics (ASCII `\d`, `\w`, `\s`, `\b`), as
+/// Prometheus matches them; a pattern the translation cannot compile keeps the parser's regex.
+pub(crate) fn use_go_regexes(e: &mut Expr) {
+    fn fix(ms: &mut [Matcher]) {
+        for m in ms {
+            let compiled = match &m.op {
+                MatchOp::Re(_) | MatchOp::NotRe(_) => crate::functions::compile_anchored(&m.value),
+                _ => None,
+            };
+            if let Some(r) = compiled {
+                m.op = match m.op {
+                    MatchOp::Re(_) => MatchOp::Re(r),
+                    _ => MatchOp::NotRe(r),
+                };
+            }
+        }
+    }
+    match e {
+        Expr::VectorSelector(vs) => fix(&mut vs.matchers.matchers),
+        Expr::MatrixSelector(ms) => fix(&mut ms.vs.matchers.matchers),
+        Expr::Subquery(s) => use_go_regexes(&mut s.expr),
+        Expr::Aggregate(a) => {
+            if let Some(p) = &mut a.param {
+                use_go_regexes(p);
+            }
+            use_go_regexes(&mut a.expr);
+        }
+        Expr::Unary(u) => use_go_regexes(&mut u.expr),
+        Expr::Binary(b) => {
+            use_go_regexes(&mut b.lhs);
+            use_go_regexes(&mut b.rhs);
+        }
+        Expr::Paren(p) => use_go_regexes(&mut p.expr),
+        Expr::Call(c) => c.args.args.iter_mut().for_each(|a| use_go_regexes(a)),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
 }

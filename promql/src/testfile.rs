@@ -249,7 +249,7 @@ impl TestGroup {
             let mut samples = Vec::with_capacity(values.len());
             for (i, v) in values.iter().enumerate() {
                 if let Some(v) = v {
-                    samples.push(Sample { t: i as i64 * self.interval, v: *v });
+                    samples.push(Sample { t: (i as i64).saturating_mul(self.interval), v: *v });
                 }
             }
             by_labels.insert(labels, samples);
@@ -523,6 +523,16 @@ pub fn parse_series_desc(line: &str) -> Result<(Labels, Vec<Option<f64>>), Strin
     Ok((labels, values))
 }
 
+/// The most samples one series description may expand to.
+const MAX_SERIES_VALUES: u64 = 10_000_000;
+
+fn check_repeat(n: u64, out: &[Option<f64>]) -> Result<usize, String> {
+    if n.saturating_add(out.len() as u64) >= MAX_SERIES_VALUES {
+        return Err(format!("more than {MAX_SERIES_VALUES} values"));
+    }
+    Ok(n as usize)
+}
+
 fn expand_item(item: &str, out: &mut Vec<Option<f64>>) -> Result<(), String> {
     if item == "_" {
         out.push(None);
@@ -530,7 +540,8 @@ fn expand_item(item: &str, out: &mut Vec<Option<f64>>) -> Result<(), String> {
     }
     if let Some(n) = item.strip_prefix("_x") {
         let n: u64 = n.parse().map_err(|_| "invalid repetition".to_string())?;
-        out.extend(std::iter::repeat_n(None, n as usize));
+        let n = check_repeat(n, out)?;
+        out.extend(std::iter::repeat_n(None, n));
         return Ok(());
     }
     // An identifier runs over all alphanumerics, so "stalex2" or "Infx3" are single (invalid) words, as in
@@ -555,10 +566,13 @@ fn expand_item(item: &str, out: &mut Vec<Option<f64>>) -> Result<(), String> {
     let mut v = parse_series_value(first)?;
     match (delta, times) {
         (None, None) => out.push(Some(v)),
-        (None, Some(n)) => out.extend(std::iter::repeat_n(Some(v), n as usize + 1)),
+        (None, Some(n)) => {
+            let n = check_repeat(n, out)?;
+            out.extend(std::iter::repeat_n(Some(v), n + 1));
+        }
         (Some(d), Some(n)) => {
             let d = parse_signed_number(d)?;
-            for _ in 0..=n {
+            for _ in 0..=check_repeat(n, out)? {
                 out.push(Some(v));
                 v += d;
             }

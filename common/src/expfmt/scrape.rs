@@ -30,7 +30,7 @@
 //!   order, the `+Inf` bucket, counter and info values), none of which Prometheus checks either.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::MetricType;
 
@@ -221,12 +221,19 @@ enum State {
 /// What the text format needs to remember across lines.
 #[derive(Default)]
 struct TextFamilies<'a> {
-    types: HashMap<&'a str, FamilyType>,
-    helps: HashSet<&'a str>,
-    /// Every distinct sample name seen so far.
-    sampled: HashSet<&'a str>,
+    /// Every metric name seen in a HELP line, a TYPE line or a sample.
+    names: HashMap<&'a str, TextName>,
+    /// The last sample name and the type of its family.
     last_name: &'a str,
     last_type: Option<FamilyType>,
+}
+
+/// What the text format has seen of one metric name.
+#[derive(Default)]
+struct TextName {
+    kind: Option<FamilyType>,
+    has_help: bool,
+    has_samples: bool,
 }
 
 /// What OpenMetrics needs to remember across lines.
@@ -261,6 +268,15 @@ impl Meta {
             Meta::Help => "HELP",
             Meta::Type => "TYPE",
             Meta::Unit => "UNIT",
+        }
+    }
+
+    /// What follows the metric name on the line.
+    fn value_name(self) -> &'static str {
+        match self {
+            Meta::Help => "help text",
+            Meta::Type => "type",
+            Meta::Unit => "unit",
         }
     }
 }
@@ -377,7 +393,7 @@ impl<'a> ScrapeParser<'a> {
         if name.is_empty() {
             return Err(format!("expected metric name after {keyword}"));
         }
-        if !is_metric_name(name) {
+        if !super::is_valid_metric_name(name) {
             return Err(format!("invalid metric name {} in {keyword} line", quote(name)));
         }
         c.skip_blanks();
@@ -399,32 +415,38 @@ impl<'a> ScrapeParser<'a> {
     }
 
     fn text_help(&mut self, name: &'a str, text: &'a str) -> Result<Entry<'a>, String> {
-        if !self.text.helps.insert(name) {
+        let seen = self.text.names.entry(name).or_default();
+        if seen.has_help {
             return Err(format!("second HELP line for {name}"));
         }
+        seen.has_help = true;
         let text = text.trim_end_matches([' ', '\t']);
         let text = if has_escape(text, false) { Cow::Owned(unescape(text, false)) } else { Cow::Borrowed(text) };
         Ok(Entry::Help { name, text })
     }
 
     fn text_type(&mut self, name: &'a str, kind: FamilyType) -> Result<(), String> {
-        if self.text.types.contains_key(name) {
-            return Err(format!("second TYPE line for {name}"));
-        }
         let suffixes: &[&str] = match kind {
-            FamilyType::Histogram => &["", "_bucket", "_sum", "_count"],
-            FamilyType::Summary => &["", "_sum", "_count"],
-            _ => &[""],
+            FamilyType::Histogram => &["_bucket", "_sum", "_count"],
+            FamilyType::Summary => &["_sum", "_count"],
+            _ => &[],
         };
         for suffix in suffixes {
             self.key.clear();
             self.key.push_str(name);
             self.key.push_str(suffix);
-            if self.text.sampled.contains(self.key.as_str()) {
+            if self.text.names.get(self.key.as_str()).is_some_and(|seen| seen.has_samples) {
                 return Err(format!("TYPE line for {name} after its sample {}", self.key));
             }
         }
-        self.text.types.insert(name, kind);
+        let seen = self.text.names.entry(name).or_default();
+        if seen.kind.is_some() {
+            return Err(format!("second TYPE line for {name}"));
+        }
+        if seen.has_samples {
+            return Err(format!("TYPE line for {name} after its sample {name}"));
+        }
+        seen.kind = Some(kind);
         self.text.last_type = None;
         Ok(())
     }
@@ -462,20 +484,22 @@ impl<'a> ScrapeParser<'a> {
         if let Some(kind) = self.text.last_type.filter(|_| self.text.last_name == name) {
             return kind;
         }
-        self.text.sampled.insert(name);
-        let kind = self.text_lookup_type(name);
+        let seen = self.text.names.entry(name).or_default();
+        seen.has_samples = true;
+        let kind = match seen.kind {
+            Some(kind) => kind,
+            None => self.text_suffix_type(name),
+        };
         self.text.last_name = name;
         self.text.last_type = Some(kind);
         kind
     }
 
-    fn text_lookup_type(&self, name: &str) -> FamilyType {
-        if let Some(kind) = self.text.types.get(name) {
-            return *kind;
-        }
+    /// The type of the histogram or summary whose `_bucket`, `_sum` or `_count` sample this is.
+    fn text_suffix_type(&self, name: &str) -> FamilyType {
         for suffix in ["_bucket", "_sum", "_count"] {
             let Some(base) = name.strip_suffix(suffix) else { continue };
-            match self.text.types.get(base) {
+            match self.text.names.get(base).and_then(|seen| seen.kind) {
                 Some(FamilyType::Histogram) => return FamilyType::Histogram,
                 Some(FamilyType::Summary) if suffix != "_bucket" => return FamilyType::Summary,
                 _ => {}
@@ -521,7 +545,7 @@ impl<'a> ScrapeParser<'a> {
         let name = c.metric_name()?;
         if !c.eat(b' ') {
             return Err(match c.peek() {
-                None => format!("expected a space and the {} after {name}", meta_value_name(meta)),
+                None => format!("expected a space and the {} after {name}", meta.value_name()),
                 Some(_) => format!("invalid character in metric name at {}", quote(c.rest())),
             });
         }
@@ -632,7 +656,7 @@ impl<'a> ScrapeParser<'a> {
             if c.peek() != Some(b'#') {
                 timestamp_ms = Some(parse_seconds_timestamp(c.after_space_token()?)?);
             }
-            if c.peek() == Some(b'#') || c.eat(b' ') {
+            if timestamp_ms.is_none() || c.eat(b' ') {
                 exemplar = Some(self.exemplar(&mut c)?);
             }
         }
@@ -718,14 +742,6 @@ impl<'a> ScrapeParser<'a> {
             timestamp_ms = Some(parse_seconds_timestamp(c.after_space_token()?)?);
         }
         Ok(Exemplar { labels, value, timestamp_ms })
-    }
-}
-
-fn meta_value_name(meta: Meta) -> &'static str {
-    match meta {
-        Meta::Help => "help text",
-        Meta::Type => "type",
-        Meta::Unit => "unit",
     }
 }
 
@@ -816,6 +832,25 @@ fn duplicate<'a>(names: &mut [&'a str]) -> Option<&'a str> {
     names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
 }
 
+const METRIC_CHAR: u8 = 1;
+const LABEL_CHAR: u8 = 2;
+
+/// For each byte: whether it may be in a metric name (`[a-zA-Z0-9_:]`) and in a label name (`[a-zA-Z0-9_]`).
+static NAME_CHARS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'_' {
+            table[b] = METRIC_CHAR | LABEL_CHAR;
+        } else if c == b':' {
+            table[b] = METRIC_CHAR;
+        }
+        b += 1;
+    }
+    table
+};
+
 /// A position in one line.
 struct Cursor<'a> {
     s: &'a str,
@@ -891,7 +926,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn metric_name(&mut self) -> Result<&'a str, String> {
-        let name = self.take_while(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':');
+        let name = self.take_while(|b| NAME_CHARS[usize::from(b)] & METRIC_CHAR != 0);
         match name.as_bytes().first() {
             None => Err(format!("expected metric name, found {}", describe(self.rest()))),
             Some(b) if b.is_ascii_digit() => Err(format!("invalid metric name {} (starts with a digit)", quote(name))),
@@ -900,7 +935,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn label_name(&mut self) -> Result<&'a str, String> {
-        let name = self.take_while(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let name = self.take_while(|b| NAME_CHARS[usize::from(b)] & LABEL_CHAR != 0);
         match name.as_bytes().first() {
             None => Err(format!("expected label name, found {}", describe(self.rest()))),
             Some(b) if b.is_ascii_digit() => Err(format!("invalid label name {} (starts with a digit)", quote(name))),
@@ -930,10 +965,6 @@ impl<'a> Cursor<'a> {
         }
         Err(format!("label value {} has no closing quote", quote(&self.s[start - 1..])))
     }
-}
-
-fn is_metric_name(name: &str) -> bool {
-    super::is_valid_metric_name(name)
 }
 
 /// True when `text` has an escape that `unescape` would change (`\"` counts only when `quote`).
