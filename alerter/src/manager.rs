@@ -46,6 +46,9 @@ impl Drop for Pool {
     }
 }
 
+/// A target relabeling dropped: its job and discovered labels.
+pub type DroppedTarget = (String, BTreeMap<String, String>);
+
 /// A target as the API shows it.
 #[derive(Debug, Clone)]
 pub struct TargetView {
@@ -123,7 +126,7 @@ impl Manager {
         reconcile(pool, &self.shared);
     }
 
-    pub fn targets(&self) -> (Vec<TargetView>, Vec<(String, BTreeMap<String, String>)>) {
+    pub fn targets(&self) -> (Vec<TargetView>, Vec<DroppedTarget>) {
         let mut active = Vec::new();
         let mut dropped = Vec::new();
         for (job, pool) in &self.pools {

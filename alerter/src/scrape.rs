@@ -282,7 +282,7 @@ fn difference(a: &[SeriesId], b: &[SeriesId]) -> Vec<SeriesId> {
 
 /// Forgets cache entries not seen for a while (series the target stopped exposing).
 fn prune(cache: &mut TargetCache) {
-    if cache.scrape_no % 16 == 0 {
+    if cache.scrape_no.is_multiple_of(16) {
         let now = cache.scrape_no;
         cache.entries.retain(|_, e| e.last_seen + 16 > now);
     }

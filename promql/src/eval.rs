@@ -1,5 +1,6 @@
-//! The evaluator: walks the AST at one timestamp (subqueries and range queries re-enter it at each of
-//! their steps), reads selectors from the store, and owns `Engine`, `Value` and `EvalError`.
+//! The evaluator: walks the AST at one timestamp (range queries and subqueries re-enter it at each of their
+//! steps, within a context that mirrors Prometheus's range evaluations), reads selectors from the store, and
+//! owns `Engine`, `Value` and `EvalError`.
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -91,6 +92,7 @@ impl Val {
     }
 }
 
+/// Series with their samples, shared.
 type SeriesData = Rc<Vec<(Labels, Vec<Sample>)>>;
 
 /// The range evaluation in progress, as Prometheus 2.42 tracks it: its first and last step, and how `@`
@@ -140,10 +142,8 @@ pub(crate) struct Evaluator<'a> {
     /// Selectors read at more than one time: read from the store once, for their whole range.
     multi: HashSet<usize>,
     cache: HashMap<usize, SeriesData>,
-    /// Subqueries evaluated at more than one time, whose inner results are memoized by step time (their
-    /// steps are aligned in absolute time, so consecutive evaluations share most of them).
-    multi_subqueries: HashSet<usize>,
-    memo: HashMap<(usize, Ctx, i64), Rc<Vec<Elem>>>,
+    /// Subquery results by node and enclosing range evaluation (read by each of its steps).
+    subquery_results: HashMap<(usize, Ctx), SeriesData>,
     /// Step-invariant expressions (fixed by `@`) that Prometheus evaluates once per range evaluation, at its
     /// first step (`PreprocessExpr`'s `StepInvariantExpr`s).
     wraps: HashSet<usize>,
@@ -242,8 +242,7 @@ impl<'a> Evaluator<'a> {
             ranges: HashMap::new(),
             multi: HashSet::new(),
             cache: HashMap::new(),
-            multi_subqueries: HashSet::new(),
-            memo: HashMap::new(),
+            subquery_results: HashMap::new(),
             wraps: HashSet::new(),
             wrap_memo: HashMap::new(),
             origins: HashMap::new(),
@@ -263,7 +262,6 @@ impl<'a> Evaluator<'a> {
                 multis.insert(node_key(vs));
             }
         });
-        mark_multi_subqueries(expr, multi, &mut self.multi_subqueries);
         if mark_step_invariant(expr, &mut self.wraps) {
             self.wraps.insert(node_key(expr));
         }
@@ -487,11 +485,49 @@ impl<'a> Evaluator<'a> {
         out
     }
 
-    /// A subquery read at step `ts`: its inner expression evaluated at the multiples of its step in the
-    /// window `[maxt - range, maxt]` (`maxt` being `ts` minus its offset, or its `@` time minus its offset),
-    /// within the steps Prometheus's evaluation of it covers.
+    /// A subquery read at step `ts`: the points in the window `[maxt - range, maxt]` (`maxt` being `ts`
+    /// minus its offset, or its `@` time minus its offset) of its inner expression evaluated, as Prometheus
+    /// does, once per enclosing range evaluation over all the steps that evaluation needs.
     pub(crate) fn subquery(&mut self, sq: &SubqueryExpr, ts: i64) -> Result<SubqueryPoints, EvalError> {
         let range = duration_ms(&sq.range);
+        let orig = offset_ms(sq.offset.as_ref());
+        let ctx = self.ctx;
+        let at = sq.at.as_ref().map(|a| at_ms(a, self.q_start, self.q_end));
+        // The offset Prometheus reads the subquery's result with (its consumer's windows).
+        let read_off = match at {
+            Some(t) => orig.wrapping_add(ctx.start.wrapping_sub(t)),
+            None => orig,
+        };
+        let maxt = ts.wrapping_sub(read_off);
+        let mint = maxt.saturating_sub(range);
+        let key = (node_key(sq), ctx);
+        let all = match self.subquery_results.get(&key) {
+            Some(r) => r.clone(),
+            None => {
+                let r = Rc::new(self.eval_subquery(sq, at, orig, range)?);
+                self.subquery_results.insert(key, r.clone());
+                r
+            }
+        };
+        let mut series = Vec::with_capacity(all.len());
+        for (l, pts) in all.iter() {
+            let lo = pts.partition_point(|p| p.t < mint);
+            let hi = pts.partition_point(|p| p.t <= maxt);
+            if lo < hi {
+                series.push((l.clone(), pts[lo..hi].to_vec()));
+            }
+        }
+        Ok(SubqueryPoints { series, maxt })
+    }
+
+    /// Evaluates a subquery's inner expression at every step of its range evaluation within the current one.
+    fn eval_subquery(
+        &mut self,
+        sq: &SubqueryExpr,
+        at: Option<i64>,
+        orig: i64,
+        range: i64,
+    ) -> Result<Vec<(Labels, Vec<Sample>)>, EvalError> {
         let step = match &sq.step {
             Some(d) => duration_ms(d),
             None => self.sub_step,
@@ -499,79 +535,53 @@ impl<'a> Evaluator<'a> {
         if step <= 0 {
             return Err(EvalError::InvalidArgument("subquery step must be positive".into()));
         }
-        let orig = offset_ms(sq.offset.as_ref());
         let ctx = self.ctx;
-        let at = sq.at.as_ref().map(|a| at_ms(a, self.q_start, self.q_end));
-        // The offset Prometheus evaluates the subquery with, and the one its consumer reads it with.
-        let (node_off, read_off) = match at {
-            Some(t) => (ctx.at_offset(orig, t), orig.wrapping_add(ctx.start.wrapping_sub(t))),
-            None => (orig, orig),
+        // The offset Prometheus evaluates the subquery with.
+        let node_off = match at {
+            Some(t) => ctx.at_offset(orig, t),
+            None => orig,
         };
-        let inner_start = align_up(ctx.start.wrapping_sub(node_off).saturating_sub(range), step);
-        let inner_end = ctx.end.wrapping_sub(node_off);
-        let maxt = ts.wrapping_sub(read_off);
-        let first = align_up(maxt.saturating_sub(range).max(inner_start), step);
-        let last = maxt.min(inner_end);
-        if first <= last && (last - first) / step >= self.steps_left {
+        let start = align_up(ctx.start.wrapping_sub(node_off).saturating_sub(range), step);
+        let end = ctx.end.wrapping_sub(node_off);
+        if start <= end && (end - start) / step >= self.steps_left {
             return Err(EvalError::TooManySteps("subqueries of more steps than the engine's max_steps".into()));
         }
-        if first <= last {
-            self.steps_left -= (last - first) / step + 1;
+        if start <= end {
+            self.steps_left -= (end - start) / step + 1;
         }
         // Offsets inside are re-adjusted for the subquery's first step unless it starts where the
         // enclosing evaluation does.
-        let inner = if inner_start != ctx.start {
-            Ctx::new(inner_start, inner_end)
+        let inner = if start != ctx.start {
+            Ctx::new(start, end)
         } else {
             let (path_offset, path_at) = match at {
                 Some(t) => (orig, Some(t)),
                 None => (ctx.path_offset.wrapping_add(orig), ctx.path_at),
             };
-            Ctx { start: inner_start, end: inner_end, anchor: ctx.anchor, path_offset, path_at }
+            Ctx { start, end, anchor: ctx.anchor, path_offset, path_at }
         };
-        let key = node_key(sq);
-        let memoize = self.multi_subqueries.contains(&key);
         let saved = std::mem::replace(&mut self.ctx, inner);
-        let result = self.subquery_steps(sq, key, memoize, first, last, step);
+        let result = self.subquery_steps(sq, start, end, step);
         self.ctx = saved;
-        Ok(SubqueryPoints { series: result?, maxt })
+        result
     }
 
-    fn subquery_steps(
-        &mut self,
-        sq: &SubqueryExpr,
-        key: usize,
-        memoize: bool,
-        start: i64,
-        end: i64,
-        step: i64,
-    ) -> Result<Vec<(Labels, Vec<Sample>)>, EvalError> {
-        let ctx = self.ctx;
+    fn subquery_steps(&mut self, sq: &SubqueryExpr, start: i64, end: i64, step: i64) -> Result<Vec<(Labels, Vec<Sample>)>, EvalError> {
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut out: Vec<(Labels, Vec<Sample>)> = Vec::new();
         let mut t = start;
         while t <= end {
-            let elems: Rc<Vec<Elem>> = match self.memo.get(&(key, ctx, t)) {
-                Some(v) => v.clone(),
-                None => {
-                    let v = Rc::new(match self.eval(&sq.expr, t)? {
-                        Val::Vector(v) => v,
-                        Val::Scalar(v) => vec![(Labels::empty(), v)],
-                        other => return Err(EvalError::Type(format!("subquery over {}", other.kind()))),
-                    });
-                    if memoize {
-                        self.memo.insert((key, ctx, t), v.clone());
-                    }
-                    v
-                }
+            let elems = match self.eval(&sq.expr, t)? {
+                Val::Vector(v) => v,
+                Val::Scalar(v) => vec![(Labels::empty(), v)],
+                other => return Err(EvalError::Type(format!("subquery over {}", other.kind()))),
             };
-            for (l, v) in elems.iter() {
-                let v = *v;
-                let i = match index.get(l) {
+            for (l, v) in elems {
+                let i = match index.get(&l) {
                     Some(i) => *i,
                     None => {
                         index.insert(l.clone(), out.len());
-                        out.push((l.clone(), Vec::new()));
+                        out.push((l, Vec::new()));
                         out.len() - 1
                     }
                 };
@@ -597,8 +607,19 @@ fn align_up(t: i64, step: i64) -> i64 {
 }
 
 /// Functions Prometheus never treats as step-invariant.
-const AT_UNSAFE_FUNCTIONS: &[&str] =
-    &["days_in_month", "day_of_month", "day_of_week", "day_of_year", "hour", "minute", "month", "year", "predict_linear", "time", "timestamp"];
+const AT_UNSAFE_FUNCTIONS: &[&str] = &[
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "hour",
+    "minute",
+    "month",
+    "year",
+    "predict_linear",
+    "time",
+    "timestamp",
+];
 
 /// Prometheus 2.42's `PreprocessExpr`: whether `e` is step-invariant (fixed by `@` modifiers), recording
 /// the maximal step-invariant expressions under it that Prometheus evaluates once per range evaluation.
@@ -644,32 +665,6 @@ fn mark_step_invariant(e: &Expr, wraps: &mut HashSet<usize>) -> bool {
         Expr::Unary(u) => mark_step_invariant(&u.expr, wraps),
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) => true,
         Expr::Extension(_) => false,
-    }
-}
-
-/// Records the subqueries evaluated at more than one time (inside another subquery or a range query).
-fn mark_multi_subqueries(e: &Expr, multi: bool, out: &mut HashSet<usize>) {
-    match e {
-        Expr::Subquery(s) => {
-            if multi {
-                out.insert(node_key(s));
-            }
-            mark_multi_subqueries(&s.expr, true, out);
-        }
-        Expr::Aggregate(a) => {
-            if let Some(p) = &a.param {
-                mark_multi_subqueries(p, multi, out);
-            }
-            mark_multi_subqueries(&a.expr, multi, out);
-        }
-        Expr::Unary(u) => mark_multi_subqueries(&u.expr, multi, out),
-        Expr::Binary(b) => {
-            mark_multi_subqueries(&b.lhs, multi, out);
-            mark_multi_subqueries(&b.rhs, multi, out);
-        }
-        Expr::Paren(p) => mark_multi_subqueries(&p.expr, multi, out),
-        Expr::Call(c) => c.args.args.iter().for_each(|a| mark_multi_subqueries(a, multi, out)),
-        _ => {}
     }
 }
 

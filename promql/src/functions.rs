@@ -506,13 +506,12 @@ fn abs_date(abs: u64) -> (i64, u32, u32) {
     }
     let mut month = day / 31;
     let end = DAYS_BEFORE[month as usize + 1];
-    let begin;
-    if day >= end {
+    let begin = if day >= end {
         month += 1;
-        begin = end;
+        end
     } else {
-        begin = DAYS_BEFORE[month as usize];
-    }
+        DAYS_BEFORE[month as usize]
+    };
     (year, month + 1, day - begin + 1)
 }
 

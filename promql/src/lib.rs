@@ -11,13 +11,17 @@
 //! let value = fleetwatch_promql::Engine::default().instant(&store, &expr, now_ms)?;
 //! ```
 //!
+//! Prometheus 2.42's `@` handling inside range evaluations (subqueries, range queries) is reproduced,
+//! quirks included: step-invariant expressions are evaluated once at the evaluation's first step, `@` range
+//! arguments of `predict_linear`/`quantile_over_time` slide with the step, offsets are not re-adjusted for a
+//! subquery starting where its parent does.
+//!
 //! Known differences from Prometheus 2.42:
-//! - Float sums and means depend on the order of their terms; the engine aggregates in the order the store
-//!   calls back (label order for `MemStorage`), Prometheus in its own series order (ingestion order for
-//!   recent data), so the last bits of such results can differ, as they do between Prometheus servers.
-//! - Subqueries and range queries are evaluated step by step: two series whose labels collide only at
-//!   different steps (e.g. after a function drops their names) are merged, where Prometheus reports
-//!   "vector cannot contain metrics with the same labelset" for the whole range.
+//! - Float sums and means depend on the order of their terms, and `topk`/`bottomk` ties on it too; the
+//!   engine works in the order the store calls back (label order for `MemStorage`), Prometheus in its own
+//!   series order (ingestion order for recent data), so such results can differ in the last bits or in
+//!   which tied series is kept, as they do between Prometheus servers.
+//! - Parse errors are `promql-parser`'s messages, not Prometheus's; evaluation errors use Prometheus's.
 //! - Regexes run on Rust's `regex` with Go's ASCII classes; RE2-only syntax the `regex` crate lacks is
 //!   rejected when parsing. Native histograms do not exist here; there is no query timeout or sample limit,
 //!   only `Engine::max_steps`.

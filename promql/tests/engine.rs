@@ -209,3 +209,75 @@ fn lookback_is_configurable() {
     assert_eq!(vector(short.instant(&st, &e, 60_001).unwrap()).len(), 0);
     assert_eq!(vector(Engine::default().instant(&st, &e, 300_000).unwrap()).len(), 1);
 }
+
+#[test]
+fn collisions_across_steps_are_errors_in_range_evaluations() {
+    // Two series that only differ by name and exist at different times.
+    let st = store(&[("a{job=\"x\"}", &[(0, 1.0), (60_000, 2.0)]), ("b{job=\"x\"}", &[(600_000, 1.0), (660_000, 2.0)])]);
+    let e = Engine::default();
+    // Each instant evaluation sees one of them...
+    assert_eq!(vector(eval(&st, "rate({job=\"x\"}[1m])", 660_000).unwrap()).len(), 1);
+    // ...but a range evaluation produces both series, as Prometheus reports.
+    assert_eq!(e.range(&st, &parse("rate({job=\"x\"}[1m])").unwrap(), 60_000, 660_000, 60_000).unwrap_err(), EvalError::DuplicateLabelset);
+    assert_eq!(eval(&st, "max_over_time(rate({job=\"x\"}[1m])[15m:1m])", 660_000).unwrap_err(), EvalError::DuplicateLabelset);
+    assert_eq!(eval(&st, "max_over_time((-{job=\"x\"})[15m:1m])", 660_000).unwrap_err(), EvalError::DuplicateLabelset);
+    // Keeping the name keeps them apart.
+    assert_eq!(vector(eval(&st, "last_over_time(last_over_time({job=\"x\"}[1m])[15m:1m])", 660_000).unwrap()).len(), 2);
+}
+
+#[test]
+fn step_invariant_parts_are_evaluated_once_per_range_evaluation() {
+    let st = store(&[
+        ("k", &[(0, 1.0), (60_000, 1.0), (120_000, 2.0), (180_000, 3.0)]),
+        ("y{i=\"1\"}", &[(0, 1.0)]),
+        ("y{i=\"2\"}", &[(0, 2.0)]),
+        ("y{i=\"3\"}", &[(0, 3.0)]),
+    ]);
+    let e = Engine::default();
+    // topk's operand is fixed by @, so Prometheus 2.42 evaluates it (and its k) at the first step only.
+    let r = e.range(&st, &parse("count(topk(scalar(k), y @ 0))").unwrap(), 60_000, 180_000, 60_000).unwrap();
+    assert_eq!(r[0].1.iter().map(|s| s.v).collect::<Vec<_>>(), vec![1.0, 1.0, 1.0]);
+    let r = e.range(&st, &parse("count(topk(scalar(k), y))").unwrap(), 60_000, 180_000, 60_000).unwrap();
+    assert_eq!(r[0].1.iter().map(|s| s.v).collect::<Vec<_>>(), vec![1.0, 2.0, 3.0]);
+}
+
+#[test]
+fn extreme_queries_do_not_panic() {
+    let st = sample_store();
+    let e = Engine { max_steps: 10_000, ..Engine::default() };
+    let queries = [
+        "a offset 100000000y",
+        "a offset -100000000y",
+        "a @ 9000000000000000",
+        "a @ -9000000000000000 offset 100000000y",
+        "rate(a[100000000y])",
+        "max_over_time(a[100000000y:1ms])",
+        "max_over_time(a[1h:1ms])",
+        "max_over_time(max_over_time(a[1h:1s])[1h:1s])",
+        "count_over_time(a[5m:1m] @ 9000000000000000 offset -100000000y)",
+        "topk(1e300, a)",
+        "topk(-Inf, a)",
+        "quantile(NaN, a)",
+        "round(a, 0)",
+        "round(a, NaN)",
+        "clamp(a, NaN, NaN)",
+        "histogram_quantile(NaN, a)",
+        "label_replace(a, \"x\", \"$999999999999999999999\", \"job\", \"(.*)\")",
+        "label_replace(a, \"x\", \"${\", \"job\", \"(.*)\")",
+        "label_join(a, \"x\", \"\")",
+        "hour(a * 1e300) + minute(-a * Inf) + year(a / 0) + days_in_month(a * NaN)",
+        "predict_linear(a[5m], Inf)",
+        "time() * Inf",
+        "1 / 0 % 0 ^ -Inf",
+        "vector(NaN) == bool NaN",
+        "timestamp(a @ 9000000000000000 offset -100000000y)",
+        "absent_over_time(a[1ms])",
+        "sum_over_time(a[1ms] offset -1ms)",
+    ];
+    for q in queries {
+        let expr = parse(q).unwrap_or_else(|err| panic!("{q}: {err}"));
+        let _ = e.instant(&st, &expr, 60_000);
+        let _ = e.range(&st, &expr, -60_000, 120_000, 30_000);
+        let _ = e.range(&st, &expr, i64::MIN / 2, i64::MIN / 2 + 1, 1);
+    }
+}

@@ -102,7 +102,10 @@ fn embedded_default_scrapes_the_local_exporter_port() {
     cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"));
     let _a = Proc::spawn("fleetwatch-alerter", &mut cmd);
     wait_port(port, "fleetwatch-alerter");
-    let v: serde_json::Value = serde_json::from_slice(&get(port, "/api/v1/targets", &[]).body).unwrap();
+    let v = eventually(Duration::from_secs(10), "the default target", || {
+        let v: serde_json::Value = serde_json::from_slice(&get(port, "/api/v1/targets", &[]).body).unwrap();
+        (!v["data"]["activeTargets"][0].is_null()).then_some(v)
+    });
     assert_eq!(v["data"]["activeTargets"][0]["scrapeUrl"], "http://127.0.0.1:9910/metrics", "{v}");
     let metrics = get(port, "/metrics", &[]).text();
     let rules: f64 = metrics.lines().find_map(|l| l.strip_prefix("fleetwatch_alerter_rules ")).unwrap().parse().unwrap();
@@ -123,13 +126,13 @@ fn reload_by_sighup_and_post() {
         let v: serde_json::Value = serde_json::from_slice(&get(port, "/api/v1/targets", &[]).body).unwrap();
         v["data"]["activeTargets"][0]["scrapePool"].as_str().unwrap_or("").to_string()
     };
-    assert_eq!(pool(), "first");
+    eventually(Duration::from_secs(10), "first target", || (pool() == "first").then_some(()));
     std::fs::write(&path, config("second")).unwrap();
     a.signal(libc::SIGHUP);
     eventually(Duration::from_secs(10), "SIGHUP reload", || (pool() == "second").then_some(()));
     std::fs::write(&path, config("third")).unwrap();
     assert_eq!(post(port, "/-/reload", "text/plain", "").status, 200);
-    assert_eq!(pool(), "third");
+    eventually(Duration::from_secs(10), "POST reload", || (pool() == "third").then_some(()));
     // A bad file keeps the running config and says why.
     std::fs::write(&path, "scrape_configs: [{job_name: x, bogus: 1}]\n").unwrap();
     let r = post(port, "/-/reload", "text/plain", "");

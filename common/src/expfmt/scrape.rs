@@ -23,14 +23,17 @@
 //!   towards zero below 1 ms like Prometheus's `int64(ts * 1000)` but without its rounding errors.
 //!   Empty HELP/UNIT lines are returned as they are (the spec says to treat them as absent) but still
 //!   count as that family's HELP/UNIT line for the "at most once" and "before the samples" rules.
+//!   A sample whose name does not fit the current family starts a new family of unknown type named
+//!   like the sample (so `foo_total` after `# TYPE foo gauge` is a family of its own), except when it
+//!   has the same name as the current family or a suffix of a family that is already over: errors.
 //! - In both formats an unknown escape in a label value (`\a`) stands for itself, backslash included,
 //!   as in Prometheus and the OpenMetrics escaping section; a `__name__` label is rejected.
 //! - Not checked: duplicate series (the store does that), clashes between one family's suffixed
 //!   sample names and another family's name, and the value-level rules of the data model (bucket
 //!   order, the `+Inf` bucket, counter and info values), none of which Prometheus checks either.
 
+use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use super::MetricType;
 
@@ -255,6 +258,20 @@ struct Family<'a> {
     has_samples: bool,
 }
 
+impl<'a> Family<'a> {
+    fn named(name: &'a str) -> Family<'a> {
+        Family {
+            name,
+            kind: FamilyType::Unknown,
+            has_type: false,
+            has_help: false,
+            has_unit: false,
+            has_nonempty_unit: false,
+            has_samples: false,
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Meta {
     Help,
@@ -339,7 +356,7 @@ impl<'a> ScrapeParser<'a> {
     fn next_line(&mut self) -> Option<(&'a str, bool)> {
         let rest = self.body.get(self.pos..).filter(|r| !r.is_empty())?;
         self.line += 1;
-        match rest.find('\n') {
+        match memchr::memchr(b'\n', rest.as_bytes()) {
             Some(end) => {
                 self.pos += end + 1;
                 Some((&rest[..end], true))
@@ -599,12 +616,13 @@ impl<'a> ScrapeParser<'a> {
     /// The family a metadata line belongs to, checking it is the first of its kind and comes before the samples.
     fn family_for_meta(&mut self, name: &'a str, meta: Meta) -> Result<&mut Family<'a>, String> {
         let family = match self.open_metrics.current.take() {
-            Some(family) if family.name == name => self.open_metrics.current.insert(family),
+            Some(family) if family.name == name && !family.has_samples => self.open_metrics.current.insert(family),
+            // Go's client writes a gauge `x` and a counter `x_total` as two consecutive families
+            // both named `x`. Prometheus accepts that, so a second family of that name starts here
+            // (a family coming back after a different one is still an error).
+            Some(family) if family.name == name => self.open_metrics.current.insert(Family::named(name)),
             previous => self.start_family(previous, name)?,
         };
-        if family.has_samples {
-            return Err(format!("# {} line for {name} after its samples", meta.keyword()));
-        }
         let repeated = match meta {
             Meta::Help => family.has_help,
             Meta::Type => family.has_type,
@@ -624,16 +642,7 @@ impl<'a> ScrapeParser<'a> {
         if self.open_metrics.finished.contains_key(name) {
             return Err(format!("metric family {name} appears again after another family (families must not be interleaved)"));
         }
-        let family = Family {
-            name,
-            kind: FamilyType::Unknown,
-            has_type: false,
-            has_help: false,
-            has_unit: false,
-            has_nonempty_unit: false,
-            has_samples: false,
-        };
-        Ok(self.open_metrics.current.insert(family))
+        Ok(self.open_metrics.current.insert(Family::named(name)))
     }
 
     fn open_metrics_sample(&mut self, line: &'a str, labels: &mut Vec<Label<'a>>) -> Result<Entry<'a>, String> {
