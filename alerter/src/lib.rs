@@ -15,6 +15,7 @@ pub mod manager;
 pub mod relabel;
 pub mod rules;
 pub mod scrape;
+pub mod series_cache;
 pub mod store;
 pub mod targets;
 pub mod telemetry;

@@ -9,14 +9,14 @@
 
 use crate::config::HttpClientConfig;
 use crate::relabel::{relabel, LabelPairs, RelabelConfig};
+use crate::series_cache::{SeriesCache, Slot};
 use crate::store::{Rejected, SeriesId, Store};
 use crate::targets::Target;
 use crate::telemetry::Telemetry;
-use fleetwatch_common::client::{Auth, ClientSettings, HttpClient, Secret, TlsSettings};
+use fleetwatch_common::client::{gunzip_into, Auth, ClientSettings, HttpClient, Secret, TlsSettings};
 use fleetwatch_common::expfmt::{Entry, Label, ScrapeFormat, ScrapeParser};
 use fleetwatch_promql::Labels;
 use hyper::header::{HeaderName, HeaderValue};
-use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -95,19 +95,10 @@ pub struct Ingested {
     pub not_selected: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct CacheEntry {
-    /// The store series, or `None` when relabeling dropped the sample or no rule selects it.
-    id: Option<SeriesId>,
-    /// Survived metric relabeling (counts toward the sample limit).
-    kept: bool,
-    last_seen: u64,
-}
-
 /// Where one target's scrape state lives between scrapes.
 #[derive(Default)]
 pub struct TargetCache {
-    entries: FxHashMap<Box<str>, CacheEntry>,
+    series: SeriesCache,
     generation: u64,
     scrape_no: u64,
     /// Sorted ids appended by the last successful scrape (staleness is judged against them).
@@ -118,7 +109,7 @@ pub struct TargetCache {
 
 /// A sample whose series is not cached yet.
 struct Pending {
-    key: Box<str>,
+    slot: u32,
     labels: Labels,
     t: i64,
     v: f64,
@@ -137,7 +128,7 @@ pub fn ingest(
     for _attempt in 0..3 {
         let generation = read_generation(store);
         if cache.generation != generation {
-            cache.entries.clear();
+            cache.series.clear();
             cache.synthetic.clear();
             cache.generation = generation;
         }
@@ -172,6 +163,7 @@ fn parse_body(
 ) -> Result<Parsed, Failure> {
     let mut parser = ScrapeParser::new(body, format);
     let mut labels: Vec<Label> = Vec::new();
+    cache.series.begin();
     let mut out = Parsed { appends: Vec::new(), pending: Vec::new(), counts: Ingested::default() };
     let scrape_no = cache.scrape_no;
     while let Some(entry) = parser.next(&mut labels).map_err(|e| fail("parse", e.to_string()))? {
@@ -181,7 +173,10 @@ fn parse_body(
             Some(ts) if settings.honor_timestamps => ts,
             _ => now_ms,
         };
-        if let Some(e) = cache.entries.get_mut(s.series) {
+        let found = cache.series.find(s.series);
+        let known = found.filter(|&n| !cache.series.slot(n).retry);
+        if let Some(n) = known {
+            let e = cache.series.slot(n);
             if e.last_seen == scrape_no {
                 return Err(fail("duplicate_series", format!("duplicate sample for series {}", s.series)));
             }
@@ -192,16 +187,18 @@ fn parse_body(
                 None => out.counts.not_selected += e.kept as u64,
             }
         } else {
-            let key: Box<str> = s.series.into();
-            match target_labels(s.name, &labels, target, settings) {
-                Some(l) => {
-                    out.counts.post_relabel += 1;
-                    cache.entries.insert(key.clone(), CacheEntry { id: None, kept: true, last_seen: scrape_no });
-                    out.pending.push(Pending { key, labels: l, t, v: s.value });
+            let labels = target_labels(s.name, &labels, target, settings);
+            let slot = Slot { id: None, kept: labels.is_some(), retry: false, last_seen: scrape_no };
+            let n = match found {
+                Some(n) => {
+                    *cache.series.slot(n) = slot;
+                    n
                 }
-                None => {
-                    cache.entries.insert(key, CacheEntry { id: None, kept: false, last_seen: scrape_no });
-                }
+                None => cache.series.insert(s.series, slot),
+            };
+            if let Some(l) = labels {
+                out.counts.post_relabel += 1;
+                out.pending.push(Pending { slot: n, labels: l, t, v: s.value });
             }
         }
         if settings.sample_limit > 0 && out.counts.post_relabel > settings.sample_limit {
@@ -244,17 +241,13 @@ fn commit(parsed: Parsed, cache: &mut TargetCache, st: &mut Store, now_ms: i64) 
     for p in pending {
         match st.get_or_create(p.labels) {
             Ok(id) => {
-                if let Some(e) = cache.entries.get_mut(&p.key) {
-                    e.id = Some(id);
-                }
+                cache.series.slot(p.slot).id = Some(id);
                 counts.added += 1;
                 appends.push((id, p.t, p.v));
             }
             Err(Rejected::NotSelected) => counts.not_selected += 1,
-            Err(Rejected::SeriesLimit) => {
-                // Not cached: try again next scrape, when the store may have room.
-                cache.entries.remove(&p.key);
-            }
+            // Decided again next scrape, when the store may have room.
+            Err(Rejected::SeriesLimit) => cache.series.slot(p.slot).retry = true,
         }
     }
     let mut ids: Vec<SeriesId> = appends.iter().map(|a| a.0).collect();
@@ -271,21 +264,16 @@ fn commit(parsed: Parsed, cache: &mut TargetCache, st: &mut Store, now_ms: i64) 
     }
     cache.previous = ids;
     counts.stored = appends.len() as u64;
-    prune(cache);
+    cache.series.finish();
+    if cache.scrape_no.is_multiple_of(16) {
+        cache.series.prune(cache.scrape_no, 16);
+    }
     Ok(counts)
 }
 
 /// Ids in sorted `a` that are not in sorted `b`.
 fn difference(a: &[SeriesId], b: &[SeriesId]) -> Vec<SeriesId> {
     a.iter().copied().filter(|x| b.binary_search(x).is_err()).collect()
-}
-
-/// Forgets cache entries not seen for a while (series the target stopped exposing).
-fn prune(cache: &mut TargetCache) {
-    if cache.scrape_no.is_multiple_of(16) {
-        let now = cache.scrape_no;
-        cache.entries.retain(|_, e| e.last_seen + 16 > now);
-    }
 }
 
 /// The target is down or its body was bad: everything it exposed goes stale now.
@@ -319,7 +307,7 @@ pub fn report(
     let mut st = store.write().unwrap_or_else(|p| p.into_inner());
     if st.generation() != cache.generation {
         cache.synthetic.clear();
-        cache.entries.clear();
+        cache.series.clear();
         cache.generation = st.generation();
     }
     for (name, v) in values {
@@ -449,13 +437,40 @@ async fn fetch_and_ingest(
 ) -> Result<Ingested, Failure> {
     let headers = request_headers(target.timeout);
     let limit = if settings.body_size_limit == 0 { DEFAULT_BODY_LIMIT } else { settings.body_size_limit };
-    let resp = settings.client.get(&target.url, &headers, target.timeout, limit).await.map_err(|e| fail(e.reason(), e.to_string()))?;
+    let resp =
+        settings.client.get_compressed(&target.url, &headers, target.timeout, limit).await.map_err(|e| fail(e.reason(), e.to_string()))?;
     if resp.status != 200 {
         return Err(fail("http_status", format!("server returned HTTP status {}", resp.status)));
     }
     let format = ScrapeFormat::from_content_type(resp.content_type.as_deref());
-    let body = std::str::from_utf8(&resp.body).map_err(|e| fail("parse", format!("body is not valid UTF-8: {e}")))?;
-    ingest(body, format, &target.labels, settings, cache, &shared.store, ts)
+    if !resp.gzip {
+        let body = std::str::from_utf8(&resp.body).map_err(not_utf8)?;
+        return ingest(body, format, &target.labels, settings, cache, &shared.store, ts);
+    }
+    // Decompress into this thread's buffer and ingest without awaiting in between, so the
+    // buffer's memory is reused by every scrape instead of allocated and freed each time.
+    DECOMPRESSED.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let result = gunzip_into(&resp.body, limit, &mut buf).map_err(|e| fail(e.reason(), e.to_string())).and_then(|()| {
+            let body = std::str::from_utf8(&buf).map_err(not_utf8)?;
+            ingest(body, format, &target.labels, settings, cache, &shared.store, ts)
+        });
+        if buf.capacity() > KEPT_BUFFER {
+            *buf = Vec::new();
+        }
+        result
+    })
+}
+
+/// The largest decompression buffer a thread keeps between scrapes.
+const KEPT_BUFFER: usize = 4 << 20;
+
+thread_local! {
+    static DECOMPRESSED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn not_utf8(e: std::str::Utf8Error) -> Failure {
+    fail("parse", format!("body is not valid UTF-8: {e}"))
 }
 
 fn request_headers(timeout: Duration) -> Vec<(HeaderName, HeaderValue)> {

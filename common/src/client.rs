@@ -120,6 +120,8 @@ pub struct Fetched {
     pub status: StatusCode,
     pub content_type: Option<String>,
     pub body: Bytes,
+    /// The body is still gzip-compressed (only from `get_compressed`).
+    pub gzip: bool,
 }
 
 #[derive(Clone)]
@@ -172,7 +174,20 @@ impl HttpClient {
         timeout: Duration,
         limit: u64,
     ) -> Result<Fetched, FetchError> {
-        let exchange = self.follow(method, url, headers, body, limit);
+        let exchange = self.follow(method, url, headers, body, limit, true);
+        tokio::time::timeout(timeout, exchange).await.map_err(|_| FetchError::Timeout)?
+    }
+
+    /// GET leaving a gzip body compressed (`Fetched::gzip`), so the caller can decompress it
+    /// into a buffer it reuses; `limit` bounds the compressed size here.
+    pub async fn get_compressed(
+        &self,
+        url: &str,
+        headers: &[(HeaderName, HeaderValue)],
+        timeout: Duration,
+        limit: u64,
+    ) -> Result<Fetched, FetchError> {
+        let exchange = self.follow(Method::GET, url, headers, Bytes::new(), limit, false);
         tokio::time::timeout(timeout, exchange).await.map_err(|_| FetchError::Timeout)?
     }
 
@@ -183,6 +198,7 @@ impl HttpClient {
         headers: &[(HeaderName, HeaderValue)],
         body: Bytes,
         limit: u64,
+        decode: bool,
     ) -> Result<Fetched, FetchError> {
         let mut uri: Uri = url.parse().map_err(|_| FetchError::Url(url.to_string()))?;
         for _ in 0..10 {
@@ -193,7 +209,7 @@ impl HttpClient {
                 Some(loc) if self.settings.follow_redirects && resp.status().is_redirection() => {
                     uri = join_location(&uri, &loc).ok_or_else(|| FetchError::Url(loc.clone()))?;
                 }
-                _ => return read(resp, limit).await,
+                _ => return read(resp, limit, decode).await,
             }
         }
         Err(FetchError::Redirects)
@@ -258,7 +274,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
-async fn read(resp: hyper::Response<hyper::body::Incoming>, limit: u64) -> Result<Fetched, FetchError> {
+async fn read(resp: hyper::Response<hyper::body::Incoming>, limit: u64, decode: bool) -> Result<Fetched, FetchError> {
     let status = resp.status();
     let content_type = resp.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let gzip = resp.headers().get(hyper::header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
@@ -271,25 +287,33 @@ async fn read(resp: hyper::Response<hyper::body::Incoming>, limit: u64) -> Resul
         }
     })?;
     let mut body = body.to_bytes();
-    if gzip {
+    if gzip && decode {
         body = gunzip(&body, limit)?;
     }
-    Ok(Fetched { status, content_type, body })
+    Ok(Fetched { status, content_type, body, gzip: gzip && !decode })
 }
 
 /// Decompresses a gzip body, refusing to produce more than `limit` bytes (0 = no limit).
 pub fn gunzip(data: &[u8], limit: u64) -> Result<Bytes, FetchError> {
+    let mut out = Vec::new();
+    gunzip_into(data, limit, &mut out)?;
+    Ok(Bytes::from(out))
+}
+
+/// Decompresses into `out` (cleared first, its capacity reused), within `limit` bytes.
+pub fn gunzip_into(data: &[u8], limit: u64, out: &mut Vec<u8>) -> Result<(), FetchError> {
+    out.clear();
     // The gzip trailer's ISIZE is the uncompressed size (mod 2^32): allocate once, within the limit.
     let isize_hint = data.len().checked_sub(4).map(|i| u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]) as usize);
     let cap = if limit == 0 { usize::MAX } else { limit as usize };
-    let mut out = Vec::with_capacity(isize_hint.unwrap_or(data.len() * 4).min(cap).saturating_add(1));
+    out.reserve(isize_hint.unwrap_or(data.len() * 4).min(cap).saturating_add(1));
     let decoder = flate2::read::GzDecoder::new(data);
     let take = if limit == 0 { u64::MAX } else { limit + 1 };
-    decoder.take(take).read_to_end(&mut out).map_err(|e| FetchError::Decompress(e.to_string()))?;
+    decoder.take(take).read_to_end(out).map_err(|e| FetchError::Decompress(e.to_string()))?;
     if limit != 0 && out.len() as u64 > limit {
         return Err(FetchError::TooLarge(limit));
     }
-    Ok(Bytes::from(out))
+    Ok(())
 }
 
 fn tls_config(s: &TlsSettings) -> Result<ClientConfig, ClientError> {

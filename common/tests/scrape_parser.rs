@@ -784,3 +784,22 @@ fn node_exporter_open_metrics_payload_parses_and_agrees_with_the_text_one() {
 // None yet: about 28 minutes and 12 million executions with the seeds in
 // common/fuzz/corpus/scrape_parser found no crash, hang or broken invariant. Add each future find here as
 // a byte-string literal test.
+
+/// Every committed fuzz seed goes through the parser in the normal test run, in both formats as
+/// the fuzz target reads them (first byte even: text, odd: OpenMetrics), to completion.
+#[test]
+fn fuzz_corpus_parses_without_panicking() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/scrape_parser");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("the fuzz corpus is committed") {
+        let bytes = std::fs::read(entry.expect("corpus entry").path()).expect("read seed");
+        let Some((&first, rest)) = bytes.split_first() else { continue };
+        let Ok(body) = std::str::from_utf8(rest) else { continue };
+        let format = if first % 2 == 0 { ScrapeFormat::Text } else { ScrapeFormat::OpenMetrics };
+        let mut parser = ScrapeParser::new(body, format);
+        let mut labels = Vec::new();
+        while let Ok(Some(_)) = parser.next(&mut labels) {}
+        seen += 1;
+    }
+    assert!(seen >= 10, "only {seen} seeds in {}", dir.display());
+}

@@ -7,7 +7,7 @@ mod support;
 use std::io::{Read, Write};
 use std::process::Command;
 use std::time::Duration;
-use support::{exporter, get, require, run};
+use support::{exporter, get, require, run, Pki};
 
 const PROMETHEUS_ACCEPT: &str =
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -82,45 +82,6 @@ fn answers_503_beyond_max_requests() {
     let first = blocked.join().unwrap();
     assert_eq!(first.status, 200);
     assert!(first.text().contains("node_cpu_seconds_total{cpu=\"0\",mode=\"user\"} 1\n"));
-}
-
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    /// A CA, a server certificate for 127.0.0.1 and a client certificate, all made here.
-    fn new() -> Pki {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
-        let dir = tempfile::tempdir().unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(vec![]).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "fleetwatch test CA");
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let mut server_params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        server_params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        let server_key = KeyPair::generate().unwrap();
-        let server = server_params.signed_by(&server_key, &ca, &ca_key).unwrap();
-        let client_key = KeyPair::generate().unwrap();
-        let mut client_params = CertificateParams::new(vec![]).unwrap();
-        client_params.distinguished_name.push(rcgen::DnType::CommonName, "scraper");
-        let client = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
-        for (name, pem) in [
-            ("ca.pem", ca.pem()),
-            ("server.pem", server.pem()),
-            ("server.key", server_key.serialize_pem()),
-            ("client.pem", client.pem()),
-            ("client.key", client_key.serialize_pem()),
-        ] {
-            std::fs::write(dir.path().join(name), pem).unwrap();
-        }
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
 }
 
 fn curl(args: &[&str]) -> (i32, String) {

@@ -125,7 +125,9 @@ pub fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Response {
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
+    if let Err(e) = s.read_to_end(&mut raw) {
+        panic!("GET {path} on port {port}: {e} after {} bytes", raw.len());
+    }
     parse_response(&raw)
 }
 
@@ -334,4 +336,62 @@ pub fn alerter(config: &Path, extra: &[&str]) -> (Proc, u16) {
     let p = Proc::spawn("fleetwatch-alerter", &mut cmd);
     wait_port(port, "fleetwatch-alerter");
     (p, port)
+}
+
+/// A throwaway PKI for TLS tests.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// A CA, a server certificate for 127.0.0.1 and a client certificate, all made here.
+    pub fn new() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(vec![]).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "fleetwatch test CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let mut server_params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        server_params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let server_key = KeyPair::generate().unwrap();
+        let server = server_params.signed_by(&server_key, &ca, &ca_key).unwrap();
+        let client_key = KeyPair::generate().unwrap();
+        let mut client_params = CertificateParams::new(vec![]).unwrap();
+        client_params.distinguished_name.push(rcgen::DnType::CommonName, "scraper");
+        let client = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
+        for (name, pem) in [
+            ("ca.pem", ca.pem()),
+            ("server.pem", server.pem()),
+            ("server.key", server_key.serialize_pem()),
+            ("client.pem", client.pem()),
+            ("client.key", client_key.serialize_pem()),
+        ] {
+            std::fs::write(dir.path().join(name), pem).unwrap();
+        }
+        Pki { dir }
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+/// Serves a fixed body with a content type on every request, from a background thread.
+pub fn static_server(content_type: &'static str, body: String) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            if read_request(&mut stream) {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(body.as_bytes()));
+            }
+        }
+    });
+    port
 }
