@@ -238,6 +238,13 @@ mod tests {
         assert!(parse_target_file(Path::new("x.yml"), "- targetz: ['a:1']\n").is_err());
     }
 
+    #[test]
+    fn the_deploy_example_targets_file_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/targets/fleet.yml");
+        let groups = parse_target_file(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert!(groups.len() >= 2 && groups.iter().all(|g| !g.targets.is_empty()), "{groups:?}");
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn file_changes_are_sent() {
         let dir = tempfile::tempdir().unwrap();

@@ -33,8 +33,10 @@ fn main() {
     std::process::exit(code);
 }
 
+/// One thread runs everything: a 1,000-target fleet needs a few percent of a core, and without
+/// work stealing between threads the scrapes cost about a sixth less CPU (docs/benchmarks.md).
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+    tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(4).build()
 }
 
 fn options(cli: &Cli) -> Options {

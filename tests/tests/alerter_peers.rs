@@ -210,3 +210,15 @@ fn alerter_and_prometheus_scrape_real_exporters_alike() {
     assert!(query(port, "node_boot_time_seconds").is_empty());
     assert!(!query(prom.port, "node_boot_time_seconds").is_empty());
 }
+
+#[test]
+fn deploy_examples_pass_both_checkers() {
+    if !require("promtool", "deploy_examples_pass_both_checkers") {
+        return;
+    }
+    let config = support::repo_root().join("deploy/alerter.yml");
+    let (p, p_out, p_err) = run(Command::new("promtool").args(["check", "config", "--syntax-only"]).arg(&config));
+    assert_eq!(p, 0, "promtool: {p_out}{p_err}");
+    let (o, o_out, o_err) = run(Command::new(bin("fleetwatch-alerter")).args(["check", "config"]).arg(&config));
+    assert_eq!(o, 0, "alerter: {o_out}{o_err}");
+}

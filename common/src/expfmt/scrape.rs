@@ -231,6 +231,15 @@ struct TextFamilies<'a> {
     last_type: Option<FamilyType>,
 }
 
+impl TextFamilies<'_> {
+    /// Room for the names a body of this size usually has (about one per 200 bytes), so the map
+    /// is not regrown while parsing.
+    fn sized_for(body: &str, format: ScrapeFormat) -> Self {
+        let names = if format == ScrapeFormat::Text { body.len() / 200 } else { 0 };
+        TextFamilies { names: HashMap::with_capacity_and_hasher(names, Default::default()), ..Default::default() }
+    }
+}
+
 /// What the text format has seen of one metric name.
 #[derive(Default)]
 struct TextName {
@@ -307,7 +316,7 @@ impl<'a> ScrapeParser<'a> {
             line: 0,
             state: State::Running,
             family_type: FamilyType::Unknown,
-            text: TextFamilies::default(),
+            text: TextFamilies::sized_for(body, format),
             open_metrics: OpenMetricsFamilies::default(),
             names: Vec::new(),
             key: String::new(),
