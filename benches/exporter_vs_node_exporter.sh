@@ -150,22 +150,8 @@ wait_ready fleetwatch "$FW_PID" "$P1"
 wait_ready node_exporter "$NE_PID" "$P2"
 
 # --- measurement helpers -------------------------------------------------------------------------
-CLK_TCK=$(getconf CLK_TCK)
-
-# utime + stime (fields 14 and 15) of the whole process, in clock ticks. The fields are counted
-# after the last ')' because the command name (field 2) may itself contain spaces or ')'.
-cpu_ticks() {
-    local stat
-    stat=$(<"/proc/$1/stat")
-    stat=${stat##*") "}
-    # shellcheck disable=SC2086 # split into fields on purpose; field 3 becomes $1
-    set -- $stat
-    echo $((${12} + ${13}))
-}
-
-status_kb() { # pid field -> value in kB
-    awk -v key="$2:" '$1 == key { print $2; found = 1 } END { exit !found }' "/proc/$1/status"
-}
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 
 # Sequential GETs of /metrics over one keep-alive connection (reconnecting if the server closes
 # it). http.client sends no Accept header and "Accept-Encoding: identity", so the bodies are the

@@ -92,7 +92,7 @@ async fn serve(
     let app = App::start(options, config, rules).map_err(|e| anyhow!(e))?;
     tracing::info!(version = fleetwatch_alerter::api::VERSION, jobs, rules = rule_count, listen = %cli.listen.join(","), "fleetwatch-alerter started");
     tokio::spawn(reload_on_sighup(app.clone()));
-    web::serve(listeners, web_state, fleetwatch_alerter::api::handler(app), shutdown_signal()).await;
+    web::serve(listeners, web_state, fleetwatch_alerter::api::handler(app), web::shutdown_signal()).await;
     tracing::info!("fleetwatch-alerter stopped");
     Ok(())
 }
@@ -102,16 +102,5 @@ async fn reload_on_sighup(app: Arc<App>) {
     let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
     while hup.recv().await.is_some() {
         let _ = app.reload().await;
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
     }
 }

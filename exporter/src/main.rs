@@ -63,7 +63,7 @@ async fn serve(cli: Cli, exporter: Exporter, shared: Arc<Shared>) -> anyhow::Res
     let app = App::new(exporter, cli.telemetry_path.clone(), cli.max_requests);
     let cli = Arc::new(cli);
     tokio::spawn(reload_on_sighup(cli.clone(), app.clone(), shared));
-    web::serve(listeners, web_state, handler(app), shutdown_signal()).await;
+    web::serve(listeners, web_state, handler(app), web::shutdown_signal()).await;
     tracing::info!("fleetwatch-exporter stopped");
     Ok(())
 }
@@ -83,16 +83,5 @@ async fn reload_on_sighup(cli: Arc<Cli>, app: Arc<App>, shared: Arc<Shared>) {
                 tracing::error!(err = %format!("{e:#}"), "config reload failed; keeping the running config")
             }
         }
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
     }
 }

@@ -180,6 +180,18 @@ fn load_file(path: &Path) -> Result<(Loaded, Vec<PathBuf>), WebError> {
     Ok((Loaded { tls, auth: Arc::new(BasicAuth::new(cfg.basic_auth_users)), headers, http2 }, files))
 }
 
+/// Resolves on SIGTERM or SIGINT: the daemons' shutdown trigger for `serve`.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
 /// Serves on all listeners until `shutdown` resolves.
 pub async fn serve(listeners: Vec<TcpListener>, web: Arc<WebState>, handler: Handler, shutdown: impl Future<Output = ()>) {
     let mut tasks = Vec::new();
