@@ -248,17 +248,7 @@ fn point(t_ms: i64, v: f64) -> serde_json::Value {
     json!([t_ms as f64 / 1000.0, format_value(v)])
 }
 
-pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
-}
+pub use fleetwatch_promql::gomath::format_float as format_value;
 
 fn value_json(value: Value, t: i64) -> serde_json::Value {
     match value {
