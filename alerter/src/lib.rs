@@ -4,6 +4,7 @@
 //! Layers: `config` and `rules` (loading), `discovery` → `manager` → `targets` and `scrape` (getting
 //! samples), `store` (keeping them), `api` (serving them), `check` and `lint` (the CLI tools).
 
+pub mod alert_state;
 pub mod api;
 pub mod app;
 pub mod check;
