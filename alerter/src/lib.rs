@@ -20,4 +20,5 @@ pub mod series_cache;
 pub mod store;
 pub mod targets;
 pub mod telemetry;
+pub mod template;
 pub mod timefmt;
