@@ -11,6 +11,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod discovery;
+pub mod evaluate;
 pub mod lint;
 pub mod manager;
 pub mod relabel;
