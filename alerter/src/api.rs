@@ -3,6 +3,7 @@
 //! `/api/v1/label/<name>/values`, `/api/v1/targets`, `/api/v1/status/buildinfo`, `/-/healthy`,
 //! `/-/ready`, `/-/reload`, and its own `/metrics`.
 
+use crate::alert_state::{Alert, State};
 use crate::app::App;
 use crate::timefmt::{parse_time, rfc3339};
 use bytes::Bytes;
@@ -63,11 +64,39 @@ fn metrics(app: &App, req: &Request<Incoming>) -> Response<Body> {
     families.push(fleetwatch_common::process::build_info("alerter", VERSION));
     let rules = app.rules.read().unwrap_or_else(|p| p.into_inner()).rule_count();
     families.push(Family::single("fleetwatch_alerter_rules", "Rules loaded.", MetricType::Gauge, rules as f64));
+    families.extend(rule_group_families(app));
     families.extend(fleetwatch_common::process::families());
     families.sort_by(|a, b| a.name().cmp(b.name()));
     let mut resp = Response::new(Full::new(Bytes::from(encode(&families, format))));
     resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(format.content_type()));
     resp
+}
+
+/// Per rule group (`rule_group` = `file;name`, as Prometheus labels it): last evaluation's
+/// duration and time, and the alerts by state.
+fn rule_group_families(app: &App) -> Vec<Family> {
+    let mut duration =
+        Family::gauge("fleetwatch_alerter_rule_group_last_duration_seconds", "The duration of the last rule group evaluation.");
+    let mut last = Family::gauge(
+        "fleetwatch_alerter_rule_group_last_evaluation_timestamp_seconds",
+        "The timestamp of the last rule group evaluation in seconds.",
+    );
+    let mut alerts = Family::gauge("fleetwatch_alerter_alerts", "Current alerts by state (pending, firing, inactive = resolved but kept).");
+    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+    if let Some(m) = app.rule_manager.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        m.for_each(&mut |g| {
+            let key = format!("{};{}", g.group.file, g.group.name);
+            duration.add(&[("rule_group", &key)], g.last_duration);
+            last.add(&[("rule_group", &key)], g.last_eval_ms.unwrap_or(0) as f64 / 1000.0);
+            for (_, a) in g.group.alerts() {
+                *counts.entry(a.state.name()).or_default() += 1;
+            }
+        });
+    }
+    for state in ["firing", "inactive", "pending"] {
+        alerts.add(&[("state", state)], counts.get(state).copied().unwrap_or(0) as f64);
+    }
+    vec![duration, last, alerts]
 }
 
 /// An API failure in Prometheus's shape.
@@ -101,6 +130,7 @@ async fn api(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         "labels" => labels(&app, &form, None),
         "targets" => Ok(targets(&app, &form)),
         "rules" => Ok(rules(&app)),
+        "alerts" => Ok(alerts(&app)),
         "status/buildinfo" => Ok(
             json!({"version": VERSION, "revision": fleetwatch_common::process::REVISION, "branch": "", "buildUser": "", "buildDate": "", "goVersion": ""}),
         ),
@@ -360,36 +390,108 @@ fn targets(app: &App, form: &Form) -> serde_json::Value {
     })
 }
 
-/// The loaded rule groups in Prometheus's `/api/v1/rules` shape (evaluation state comes with the
-/// rule evaluator).
-fn rules(app: &App) -> serde_json::Value {
-    let set = app.rules.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let default_interval = app.config.read().unwrap_or_else(|p| p.into_inner()).evaluation_interval();
-    let mut groups = Vec::new();
-    for file in &set.files {
-        for g in &file.file.groups {
-            let rules: Vec<serde_json::Value> = g
+/// What the running groups report: per group (last evaluation, duration), per rule (error, alerts).
+struct GroupStatus {
+    last_eval_ms: Option<i64>,
+    duration: f64,
+    rules: Vec<(Option<String>, Vec<serde_json::Value>)>,
+}
+
+fn group_statuses(app: &App) -> Vec<GroupStatus> {
+    let mut out = Vec::new();
+    if let Some(m) = app.rule_manager.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        m.for_each(&mut |g| {
+            let alerts = g.group.alerts();
+            let rules = g
+                .group
                 .rules
                 .iter()
                 .map(|r| {
-                    let mut v = json!({"name": r.name(), "query": r.expr, "labels": r.labels, "health": "unknown", "evaluationTime": 0, "lastEvaluation": "0001-01-01T00:00:00Z"});
-                    if r.alert.is_some() {
-                        v["type"] = json!("alerting");
-                        v["duration"] = json!(r.for_.map(|d| d.0.as_secs_f64()).unwrap_or(0.0));
-                        v["annotations"] = json!(r.annotations);
-                        v["alerts"] = json!([]);
-                        v["state"] = json!("inactive");
-                    } else {
-                        v["type"] = json!("recording");
-                    }
-                    v
+                    let mine = alerts.iter().filter(|(name, a)| *name == r.name && a.state != State::Inactive);
+                    (r.last_error.clone(), mine.map(|(_, a)| alert_json(a)).collect())
                 })
                 .collect();
-            let interval = g.interval.map(|d| d.0).unwrap_or(default_interval);
-            groups.push(json!({"name": g.name, "file": file.origin, "rules": rules, "interval": interval.as_secs_f64(), "limit": g.limit}));
-        }
+            out.push(GroupStatus { last_eval_ms: g.last_eval_ms, duration: g.last_duration, rules });
+        });
+    }
+    out
+}
+
+fn alert_json(a: &Alert) -> serde_json::Value {
+    let annotations: BTreeMap<&str, &str> = a.annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    json!({
+        "labels": labels_json(&a.labels),
+        "annotations": annotations,
+        "state": a.state.name(),
+        "activeAt": rfc3339(a.active_at),
+        "value": value_e(a.value),
+    })
+}
+
+/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`, as Prometheus prints alert values.
+fn value_e(v: f64) -> String {
+    if v.is_finite() {
+        fleetwatch_promql::gomath::format_float_e(v).to_lowercase()
+    } else {
+        format_value(v)
+    }
+}
+
+/// The rule groups with their evaluation state, in Prometheus's `/api/v1/rules` shape.
+fn rules(app: &App) -> serde_json::Value {
+    let set = app.rules.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let default_interval = app.config.read().unwrap_or_else(|p| p.into_inner()).evaluation_interval();
+    let statuses = group_statuses(app);
+    let mut groups = Vec::new();
+    let defs = set.files.iter().flat_map(|f| f.file.groups.iter().map(move |g| (f, g)));
+    for ((file, g), status) in defs.zip(statuses) {
+        let last = status.last_eval_ms.map(rfc3339).unwrap_or_else(|| "0001-01-01T00:00:00Z".into());
+        let rules: Vec<serde_json::Value> =
+            g.rules.iter().zip(status.rules).map(|(r, (err, alerts))| rule_json(r, err, alerts, &last)).collect();
+        let interval = g.interval.map(|d| d.0).unwrap_or(default_interval);
+        groups.push(json!({
+            "name": g.name, "file": file.origin, "rules": rules, "interval": interval.as_secs_f64(), "limit": g.limit,
+            "evaluationTime": status.duration, "lastEvaluation": last,
+        }));
     }
     json!({"groups": groups})
+}
+
+fn rule_json(r: &crate::rules::Rule, err: Option<String>, alerts: Vec<serde_json::Value>, last: &str) -> serde_json::Value {
+    let health = match (&err, last.starts_with("0001")) {
+        (Some(_), _) => "err",
+        (None, true) => "unknown",
+        (None, false) => "ok",
+    };
+    let mut v =
+        json!({"name": r.name(), "query": r.expr, "labels": r.labels, "health": health, "evaluationTime": 0, "lastEvaluation": last});
+    if let Some(e) = err {
+        v["lastError"] = json!(e);
+    }
+    if r.alert.is_some() {
+        let state = if alerts.iter().any(|a| a["state"] == "firing") {
+            "firing"
+        } else if alerts.is_empty() {
+            "inactive"
+        } else {
+            "pending"
+        };
+        v["type"] = json!("alerting");
+        v["duration"] = json!(r.for_.map(|d| d.0.as_secs_f64()).unwrap_or(0.0));
+        v["keepFiringFor"] = json!(r.keep_firing_for.map(|d| d.0.as_secs_f64()).unwrap_or(0.0));
+        v["annotations"] = json!(r.annotations);
+        v["alerts"] = json!(alerts);
+        v["state"] = json!(state);
+    } else {
+        v["type"] = json!("recording");
+    }
+    v
+}
+
+/// Pending and firing alerts, in Prometheus's `/api/v1/alerts` shape.
+fn alerts(app: &App) -> serde_json::Value {
+    let all: Vec<serde_json::Value> = group_statuses(app).into_iter().flat_map(|g| g.rules).flat_map(|(_, a)| a).collect();
+    json!({"alerts": all})
 }
 
 #[cfg(test)]

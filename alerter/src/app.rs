@@ -2,7 +2,9 @@
 //! store with the rules' selection, the scrape manager, and the background upkeep tasks.
 
 use crate::config::Config;
+use crate::evaluate::{compile, GroupEval};
 use crate::manager::Manager;
+use crate::rule_manager::{EvalSettings, RuleManager};
 use crate::rules::{self, RuleSet};
 use crate::scrape::Shared;
 use crate::store::{Selection, Store};
@@ -29,23 +31,43 @@ pub struct App {
     pub telemetry: Arc<Telemetry>,
     pub config: RwLock<Arc<Config>>,
     pub rules: RwLock<Arc<RuleSet>>,
+    pub rule_manager: Mutex<Option<RuleManager>>,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
-/// Loads the config file (or the embedded default) and its rules (the shipped ones for the default).
-pub fn load(options: &Options) -> Result<(Config, RuleSet), String> {
+/// A loaded config with its rules, compiled for evaluation.
+pub struct Loaded {
+    pub config: Config,
+    pub rules: RuleSet,
+    pub groups: Vec<GroupEval>,
+}
+
+/// Loads the config file (or the embedded default) and its rules (the shipped ones for the default),
+/// compiling the rules' templates.
+pub fn load(options: &Options) -> Result<Loaded, String> {
     let config = Config::load(options.config_file.as_deref()).map_err(|e| e.to_string())?;
     let rules = match &options.config_file {
         Some(_) => rules::load_globs(&config.rule_files, &config.base_dir),
         None => rules::load_shipped(),
     }
     .map_err(|e| e.to_string())?;
-    Ok((config, rules))
+    let groups = compile(&rules.files, config.evaluation_interval().as_millis() as i64)?;
+    Ok(Loaded { config, rules, groups })
+}
+
+fn eval_settings(options: &Options, config: &Config) -> EvalSettings {
+    let engine = fleetwatch_promql::Engine {
+        lookback_ms: options.lookback_ms,
+        subquery_step_ms: (config.evaluation_interval().as_millis() as i64).max(1),
+        ..Default::default()
+    };
+    EvalSettings { engine, external_labels: config.global.external_labels.clone(), external_url: String::new() }
 }
 
 impl App {
     /// Starts scraping with an already loaded config (see `load`).
-    pub fn start(options: Options, config: Config, rules: RuleSet) -> Result<Arc<App>, String> {
+    pub fn start(options: Options, loaded: Loaded) -> Result<Arc<App>, String> {
+        let Loaded { config, rules, groups } = loaded;
         let selection = Selection::new(rules.selector_needs(options.lookback_ms));
         let store = Arc::new(RwLock::new(Store::new(selection, options.max_series)));
         let telemetry = Arc::new(Telemetry::default());
@@ -57,6 +79,7 @@ impl App {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let mut manager = Manager::new(shared, tx);
         manager.apply(&config)?;
+        let rule_manager = RuleManager::start(groups, None, store.clone(), eval_settings(&options, &config));
         let app = Arc::new(App {
             options,
             store,
@@ -64,6 +87,7 @@ impl App {
             telemetry,
             config: RwLock::new(Arc::new(config)),
             rules: RwLock::new(Arc::new(rules)),
+            rule_manager: Mutex::new(Some(rule_manager)),
             reload_lock: tokio::sync::Mutex::new(()),
         });
         app.reloaded();
@@ -81,10 +105,13 @@ impl App {
     /// Re-reads config and rules; on any error the running ones stay and the error is returned.
     pub async fn reload(&self) -> Result<(), String> {
         let _guard = self.reload_lock.lock().await;
-        let result = load(&self.options).and_then(|(config, rules)| {
+        let result = load(&self.options).and_then(|Loaded { config, rules, groups }| {
             self.manager.lock().unwrap_or_else(|p| p.into_inner()).apply(&config)?;
             let selection = Selection::new(rules.selector_needs(self.options.lookback_ms));
             self.store.write().unwrap_or_else(|p| p.into_inner()).set_selection(selection);
+            let mut running = self.rule_manager.lock().unwrap_or_else(|p| p.into_inner());
+            let next = RuleManager::start(groups, running.as_ref(), self.store.clone(), eval_settings(&self.options, &config));
+            *running = Some(next);
             *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
             *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
             Ok(())

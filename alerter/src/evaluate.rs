@@ -111,6 +111,21 @@ impl GroupEval {
         }
     }
 
+    /// Takes over the alert state of rules that are the same in `old` (name and expression), as
+    /// Prometheus does on a reload, so a reload neither resets `for` nor re-fires alerts.
+    pub fn adopt_state(&mut self, old: &mut GroupEval) {
+        for rule in &mut self.rules {
+            let Kind::Alerting { state, .. } = &mut rule.kind else { continue };
+            let Some(same) = old.rules.iter_mut().find(|o| o.name == rule.name && o.expr.to_string() == rule.expr.to_string()) else {
+                continue;
+            };
+            if let Kind::Alerting { state: old_state, .. } = &mut same.kind {
+                *state = std::mem::take(old_state);
+                rule.previous = std::mem::take(&mut same.previous);
+            }
+        }
+    }
+
     /// The current alerts of every alerting rule, with the rule's name.
     pub fn alerts(&self) -> Vec<(&str, &Alert)> {
         let mut out = Vec::new();

@@ -15,6 +15,7 @@ pub mod evaluate;
 pub mod lint;
 pub mod manager;
 pub mod relabel;
+pub mod rule_manager;
 pub mod rules;
 pub mod scrape;
 pub mod series_cache;

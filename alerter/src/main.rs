@@ -52,16 +52,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let format = cli.log_format.parse().map_err(|e| anyhow!("--log.format: {e}"))?;
     logging::init(format, &cli.log_level).map_err(|e| anyhow!("--log.level: {e}"))?;
     let options = options(&cli);
-    let (config, rules) = app::load(&options).map_err(|e| anyhow!(e))?;
+    let loaded = app::load(&options).map_err(|e| anyhow!(e))?;
     if let Some(path) = &cli.web_config {
         WebState::check(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     }
     if cli.config_check {
-        println!("config OK: {} scrape configs, {} rules", config.scrape_configs.len(), rules.rule_count());
+        println!("config OK: {} scrape configs, {} rules", loaded.config.scrape_configs.len(), loaded.rules.rule_count());
         return Ok(());
     }
     raise_open_files_limit();
-    runtime()?.block_on(serve(cli, options, config, rules))
+    runtime()?.block_on(serve(cli, options, loaded))
 }
 
 /// A fleet means a connection per target: lift the soft open-files limit to the hard one, as
@@ -79,17 +79,12 @@ fn raise_open_files_limit() {
     }
 }
 
-async fn serve(
-    cli: Cli,
-    options: Options,
-    config: fleetwatch_alerter::config::Config,
-    rules: fleetwatch_alerter::rules::RuleSet,
-) -> anyhow::Result<()> {
+async fn serve(cli: Cli, options: Options, loaded: app::Loaded) -> anyhow::Result<()> {
     let web_state = WebState::load(cli.web_config.as_deref())?;
     let listeners = web::bind(&cli.listen).await?;
-    let jobs = config.scrape_configs.len();
-    let rule_count = rules.rule_count();
-    let app = App::start(options, config, rules).map_err(|e| anyhow!(e))?;
+    let jobs = loaded.config.scrape_configs.len();
+    let rule_count = loaded.rules.rule_count();
+    let app = App::start(options, loaded).map_err(|e| anyhow!(e))?;
     tracing::info!(version = fleetwatch_alerter::api::VERSION, jobs, rules = rule_count, listen = %cli.listen.join(","), "fleetwatch-alerter started");
     tokio::spawn(reload_on_sighup(app.clone()));
     web::serve(listeners, web_state, fleetwatch_alerter::api::handler(app), web::shutdown_signal()).await;
