@@ -1,5 +1,5 @@
-//! The promtool-like subcommands: `check config`, `check metrics` and `scrape`, each returning
-//! the process exit code (0 ok, 1 error, 3 lint problems, as promtool).
+//! The promtool-like subcommands: `check config`, `check metrics`, `check rules` and `scrape`, each
+//! returning the process exit code (0 ok, 1 error, 3 lint problems, as promtool).
 
 use crate::cli::InputFormat;
 use crate::config::Config;
@@ -137,4 +137,44 @@ pub fn print_parsed(body: &str, format: ScrapeFormat, out: &mut dyn Write) -> Re
         writeln!(out, "{line}").map_err(|e| e.to_string())?;
     }
     Ok(n)
+}
+
+/// Checks rule files as `promtool check rules` does: `Checking FILE`, then `  SUCCESS: N rules found` or
+/// `  FAILED:` and the error (on stderr). Duplicate rules (same name and labels) fail a file with a lint
+/// error but, as promtool's default `--lint=duplicate-rules`, leave the exit code 0.
+pub fn check_rules(files: &[std::path::PathBuf]) -> i32 {
+    let mut code = 0;
+    for f in files {
+        println!("Checking {}", f.display());
+        match check_rule_file(f) {
+            Ok(n) => println!("  SUCCESS: {n} rules found"),
+            Err((e, lint)) => {
+                eprintln!("  FAILED:\n{e}");
+                if !lint {
+                    code = 1;
+                }
+            }
+        }
+        println!();
+    }
+    code
+}
+
+/// The number of rules in a valid file, or the error and whether it is only a lint problem.
+fn check_rule_file(path: &Path) -> Result<usize, (String, bool)> {
+    let file = crate::unittest::load_rule_file(path).map_err(|e| (e, false))?;
+    crate::evaluate::compile(std::slice::from_ref(&file), 60_000).map_err(|e| (e, false))?;
+    let dups = crate::unittest::duplicate_rules(&file);
+    if !dups.is_empty() {
+        let mut msg = format!("lint error {} duplicate rule(s) found.\n", dups.len());
+        for (name, labels) in dups {
+            msg.push_str(&format!("Metric: {name}\nLabel(s):\n"));
+            for (k, v) in labels {
+                msg.push_str(&format!("\t{k}: {v}\n"));
+            }
+        }
+        msg.push_str("Might cause inconsistency while recording expressions");
+        return Err((msg, true));
+    }
+    Ok(file.file.groups.iter().map(|g| g.rules.len()).sum())
 }

@@ -1,5 +1,5 @@
 //! Command-line interface: the daemon's flags (Prometheus-style names) and the promtool-like
-//! subcommands `check config`, `check metrics` and `scrape`.
+//! subcommands `check config`, `check rules`, `check metrics`, `test rules` and `scrape`.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use fleetwatch_common::duration::PromDuration;
@@ -47,6 +47,11 @@ pub enum Command {
         #[command(subcommand)]
         what: CheckCommand,
     },
+    /// Run unit tests, like promtool.
+    Test {
+        #[command(subcommand)]
+        what: TestCommand,
+    },
     /// Scrape one URL as the daemon would and print what was parsed.
     Scrape {
         url: String,
@@ -68,6 +73,20 @@ pub enum CheckCommand {
         /// Exposition format of the input; `auto` picks OpenMetrics when it ends with `# EOF`.
         #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
         format: InputFormat,
+    },
+    /// Check rule files; exit 1 when any is invalid (duplicate rules are reported, not fatal).
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TestCommand {
+    /// Run promtool rule unit-test files; exit 1 when any test fails.
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 

@@ -24,3 +24,4 @@ pub mod targets;
 pub mod telemetry;
 pub mod template;
 pub mod timefmt;
+pub mod unittest;

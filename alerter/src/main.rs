@@ -5,7 +5,7 @@ use anyhow::anyhow;
 use clap::Parser;
 use fleetwatch_alerter::app::{self, App, Options};
 use fleetwatch_alerter::check;
-use fleetwatch_alerter::cli::{CheckCommand, Cli, Command};
+use fleetwatch_alerter::cli::{CheckCommand, Cli, Command, TestCommand};
 use fleetwatch_common::logging;
 use fleetwatch_common::web::{self, WebState};
 use std::sync::Arc;
@@ -15,6 +15,8 @@ fn main() {
     let code = match &cli.command {
         Some(Command::Check { what: CheckCommand::Config { files } }) => check::check_config(files),
         Some(Command::Check { what: CheckCommand::Metrics { format } }) => check::check_metrics(*format),
+        Some(Command::Check { what: CheckCommand::Rules { files } }) => check::check_rules(files),
+        Some(Command::Test { what: TestCommand::Rules { files } }) => fleetwatch_alerter::unittest::test_rules(files),
         Some(Command::Scrape { url, timeout }) => match runtime() {
             Ok(rt) => rt.block_on(check::scrape(url, timeout.0)),
             Err(e) => {
