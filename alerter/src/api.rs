@@ -82,6 +82,8 @@ fn rule_group_families(app: &App) -> Vec<Family> {
         "The timestamp of the last rule group evaluation in seconds.",
     );
     let mut alerts = Family::gauge("fleetwatch_alerter_alerts", "Current alerts by state (pending, firing, inactive = resolved but kept).");
+    let mut series = Family::gauge("ALERTS", "Pending and firing alerts, as the rules see them (alertstate, and the alert's labels).");
+    let mut for_state = Family::gauge("ALERTS_FOR_STATE", "When each pending or firing alert became active, in seconds since the epoch.");
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
     if let Some(m) = app.rule_manager.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
         m.for_each(&mut |g| {
@@ -90,13 +92,20 @@ fn rule_group_families(app: &App) -> Vec<Family> {
             last.add(&[("rule_group", &key)], g.last_eval_ms.unwrap_or(0) as f64 / 1000.0);
             for (_, a) in g.group.alerts() {
                 *counts.entry(a.state.name()).or_default() += 1;
+                if a.state != State::Inactive {
+                    let mut labels: Vec<(&str, &str)> = a.labels.iter().collect();
+                    for_state.add(&labels, (a.active_at / 1000) as f64);
+                    labels.push(("alertstate", a.state.name()));
+                    labels.sort();
+                    series.add(&labels, 1.0);
+                }
             }
         });
     }
     for state in ["firing", "inactive", "pending"] {
         alerts.add(&[("state", state)], counts.get(state).copied().unwrap_or(0) as f64);
     }
-    vec![duration, last, alerts]
+    vec![duration, last, alerts, series, for_state]
 }
 
 /// An API failure in Prometheus's shape.

@@ -81,5 +81,7 @@ fn rules_are_evaluated_and_alerts_fire() {
     assert_eq!(by_name("Quiet")["state"], "inactive");
     let metrics = get(port, "/metrics", &[]).text();
     assert!(metrics.contains("fleetwatch_alerter_alerts{state=\"firing\"} "), "{metrics}");
+    assert!(metrics.contains("ALERTS{alertname=\"TargetUp\",alertstate=\"firing\""), "{metrics}");
+    assert!(metrics.contains("ALERTS_FOR_STATE{alertname=\"TargetUp\""), "{metrics}");
     assert!(metrics.contains("fleetwatch_alerter_rule_group_last_duration_seconds{rule_group="), "{metrics}");
 }
