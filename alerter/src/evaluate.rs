@@ -98,8 +98,14 @@ impl GroupEval {
                     continue;
                 }
             };
+            let written = match rule.produce(t, vector, ctx, self.limit) {
+                Ok(w) => w,
+                Err(e) => {
+                    rule.last_error = Some(e);
+                    continue;
+                }
+            };
             rule.last_error = None;
-            let written = rule.produce(t, vector, ctx);
             for (labels, v) in &written {
                 storage.write(labels.clone(), t, *v);
             }
@@ -140,15 +146,23 @@ impl GroupEval {
 
 impl RuleEval {
     /// The series this evaluation writes: a recording rule's results, or an alerting rule's
-    /// `ALERTS`/`ALERTS_FOR_STATE` after stepping its state.
-    fn produce(&mut self, t: i64, vector: Vec<(Labels, f64)>, ctx: &Context) -> Vec<(Labels, f64)> {
+    /// `ALERTS`/`ALERTS_FOR_STATE` after stepping its state. Errors as Prometheus raises them:
+    /// label sets that collide once the rule's labels are applied, and the group's `limit`.
+    fn produce(&mut self, t: i64, vector: Vec<(Labels, f64)>, ctx: &Context, limit: u64) -> Result<Vec<(Labels, f64)>, String> {
         match &mut self.kind {
-            Kind::Recording => vector
-                .into_iter()
-                .map(|(labels, v)| (with_labels(&labels, &self.labels, ctx, v, &[("__name__", self.name.as_str())]), v))
-                .collect(),
+            Kind::Recording => {
+                let out: Vec<(Labels, f64)> = vector
+                    .into_iter()
+                    .map(|(labels, v)| (with_labels(&labels, &self.labels, ctx, v, &[("__name__", self.name.as_str())]), v))
+                    .collect();
+                unique(out.iter().map(|(l, _)| l), "rule")?;
+                if limit > 0 && out.len() as u64 > limit {
+                    return Err(format!("exceeded limit of {limit} with {} series", out.len()));
+                }
+                Ok(out)
+            }
             Kind::Alerting { hold_ms, keep_firing_ms, annotations, state } => {
-                let active = vector
+                let active: Vec<Active> = vector
                     .iter()
                     .map(|(labels, v)| {
                         let data = data_for(labels, ctx, *v);
@@ -159,11 +173,27 @@ impl RuleEval {
                         }
                     })
                     .collect();
+                unique(active.iter().map(|a| &a.labels), "alert")?;
                 state.step(t, active, *hold_ms, *keep_firing_ms);
-                state.series()
+                let live = state.alerts().iter().filter(|a| a.state != crate::alert_state::State::Inactive).count();
+                if limit > 0 && live as u64 > limit {
+                    *state = RuleState::default();
+                    return Err(format!("exceeded limit of {limit} with {live} alerts"));
+                }
+                Ok(state.series())
             }
         }
     }
+}
+
+fn unique<'a>(labels: impl Iterator<Item = &'a Labels>, what: &str) -> Result<(), String> {
+    let mut seen = HashSet::new();
+    for l in labels {
+        if !seen.insert(l) {
+            return Err(format!("vector contains metrics with the same labelset after applying {what} labels"));
+        }
+    }
+    Ok(())
 }
 
 /// Storage the evaluator reads from and writes to.
@@ -267,6 +297,26 @@ mod tests {
         let live: Vec<String> = series(&m, "ALERTS").into_iter().filter(|s| !s.ends_with("NaN")).collect();
         assert_eq!(live.len(), 1, "the pending series went stale when the alert fired: {:?}", series(&m, "ALERTS"));
         assert!(live[0].contains("alertstate=\"firing\""));
+    }
+
+    #[test]
+    fn group_limit_and_label_collisions_are_rule_errors() {
+        let yaml = "groups:\n  - name: g\n    limit: 1\n    rules:\n      - record: r\n        expr: a\n      - alert: A\n        expr: a\n      - record: s\n        expr: a\n        labels: {x: same}\n";
+        let mut g = groups(&yaml.replace("limit: 1", "limit: 0"));
+        let mut m = Mem(MemStorage::new());
+        for x in ["1", "2"] {
+            m.0.add(Labels::from_pairs([("__name__", "a"), ("x", x)]), Sample { t: 0, v: 1.0 });
+        }
+        let ctx = Context { engine: &Engine::default(), external_labels: &BTreeMap::new(), external_url: "" };
+        g[0].eval(0, &mut m, &ctx);
+        let errors: Vec<Option<String>> = g[0].rules.iter().map(|r| r.last_error.clone()).collect();
+        assert_eq!(errors[..2], [None, None]);
+        assert_eq!(errors[2].as_deref(), Some("vector contains metrics with the same labelset after applying rule labels"));
+        let mut g = groups(yaml);
+        g[0].eval(0, &mut m, &ctx);
+        assert_eq!(g[0].rules[0].last_error.as_deref(), Some("exceeded limit of 1 with 2 series"));
+        assert_eq!(g[0].rules[1].last_error.as_deref(), Some("exceeded limit of 1 with 2 alerts"));
+        assert!(g[0].alerts().is_empty());
     }
 
     #[test]
