@@ -1623,7 +1623,7 @@ fn humanize_timestamp(v: f64) -> Result<String, String> {
     let ms = go_int64(ns) / 1_000_000;
     let secs = ms.div_euclid(1000);
     let frac = ms.rem_euclid(1000);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let (y, m, d) = crate::timefmt::civil_from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
     let mut out = format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
     if frac != 0 {
@@ -1632,19 +1632,6 @@ fn humanize_timestamp(v: f64) -> Result<String, String> {
     }
     out.push_str(" +0000 UTC");
     Ok(out)
-}
-
-/// The civil date of a day count since 1970-01-01 (proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
 }
 
 /// Maps each character, keeping it when the mapping is not a single character (as Go does).
