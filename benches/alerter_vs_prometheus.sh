@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Compares fleetwatch-alerter with Debian's Prometheus scraping the same fleet with the same rules:
-# daemon CPU per 15 s scrape cycle and RSS (current and peak).
+# daemon CPU per 15 s scrape cycle, RSS (current and peak), and rule evaluation time per cycle as
+# each daemon reports it (Prometheus's prometheus_rule_group_last_duration_seconds, the alerter's
+# fleetwatch_alerter_rule_group_last_duration_seconds, summed over the rule groups).
 #
 # The fleet is simulated: one nginx (on loopback, one `listen` per target) serves a recorded
 # node_exporter payload, benches/fixtures/node_exporter.prom (Debian's node_exporter 1.5.0 with its
@@ -25,6 +27,8 @@
 #   ALERTER_ARGS, PROMETHEUS_ARGS   extra flags for that daemon (split on whitespace)
 #   RULES=glob            rule files for both daemons (default <repo>/rules/*.yml, the shipped
 #                         rules; a glob matching nothing is fine and loads no rules)
+#   RULES_MIXIN=1         also load benches/fixtures/host-mixin-rules.yml (node-mixin-style host
+#                         recording and alerting rules) into both; 0 leaves it out
 #   KEEP_TMP=1            keep the temporary directory (configs, logs) and print its path
 #
 # Each daemon starts from scratch in every round (Prometheus with an empty TSDB directory), runs
@@ -36,6 +40,11 @@
 # sum(scrape_samples_scraped) (must be TARGETS x the payload's samples; benches/fixtures/bench-rules.yml,
 # loaded by both, selects that series so the alerter's store keeps it), and counts the rules it
 # loaded (/api/v1/rules).
+#
+# Rule evaluation time: once per cycle during the WINDOW the script reads the daemon's /metrics
+# and sums the last evaluation duration of every rule group; the table shows the mean of those
+# sums (seconds of wall-clock time per evaluation cycle). Ranges in the rules reach back up to 6 h,
+# so with a longer WARMUP the ranges hold more samples and both daemons do more work per cycle.
 #
 # The per-run table also shows the CPU of nginx's worker per cycle while serving that daemon (a
 # sanity check: it should be about the same for both, since both ask for gzip).
@@ -65,6 +74,8 @@ KEEP_TMP=${KEEP_TMP:-0}
 INTERVAL=15 # scrape and evaluation interval, seconds (fixed: it is part of the target)
 FIXTURE=$ROOT/benches/fixtures/node_exporter.prom
 RULES_GLOB=${RULES:-$ROOT/rules/*.yml}
+RULES_MIXIN=${RULES_MIXIN:-1}
+MIXIN=$ROOT/benches/fixtures/host-mixin-rules.yml
 
 die() { echo "error: $*" >&2; exit 1; }
 
@@ -82,6 +93,7 @@ case $ONLY in
 esac
 ((WINDOW % INTERVAL == 0)) || echo "note: WINDOW is not a multiple of ${INTERVAL}s" >&2
 [[ -s $FIXTURE ]] || die "$FIXTURE is missing"
+[[ $RULES_MIXIN == 0 || $RULES_MIXIN == 1 ]] || die "RULES_MIXIN must be 0 or 1, got '$RULES_MIXIN'"
 for tool in python3 curl getconf awk; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
@@ -377,6 +389,7 @@ global:
 rule_files:
   - $(yaml_quote "$RULES_GLOB")
   - $(yaml_quote "$ROOT/benches/fixtures/bench-rules.yml")
+$( ((RULES_MIXIN)) && echo "  - $(yaml_quote "$MIXIN")")
 scrape_configs:
   - job_name: node
     file_sd_configs:
@@ -433,6 +446,28 @@ print(n)
 PY
 }
 
+# Sum over rule groups of the last evaluation's duration, from the daemon's /metrics; "n/a" on
+# failure or when no group has been evaluated yet.
+eval_seconds() { # name
+    local metric=prometheus_rule_group_last_duration_seconds
+    [[ $1 == alerter ]] && metric=fleetwatch_alerter_rule_group_last_duration_seconds
+    python3 - "${WEB_PORT[$1]}" "$metric" <<'PY' || echo n/a
+import sys, urllib.request
+
+port, metric = sys.argv[1], sys.argv[2]
+try:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+except Exception as e:
+    sys.exit(f"GET /metrics on port {port} failed: {e}")
+values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+          if line.startswith(metric + "{") or line.startswith(metric + " ")]
+if not values or sum(values) == 0:
+    sys.exit(f"{metric} not found or zero on port {port}")
+print(f"{sum(values):.6f}")
+PY
+}
+
 start_daemon() { # name -> sets DAEMON_PID
     local name=$1 port=${WEB_PORT[$1]} extra=()
     mkdir -p "$TMP/$name"
@@ -486,7 +521,7 @@ alive_or_die() { # name
 }
 
 # --- measure -------------------------------------------------------------------------------------
-declare -A TICKS SECONDS_RUN HWM_MAX RSS_SUM RUNS RULE_COUNT
+declare -A TICKS SECONDS_RUN HWM_MAX RSS_SUM RUNS RULE_COUNT EVAL_SUM EVAL_N
 ROW_LOG=()
 INVALID=0
 warn_loud() {
@@ -495,7 +530,7 @@ warn_loud() {
 
 run_once() { # name round
     local name=$1 round=$2 port=${WEB_PORT[$1]} t0 t1 w0 w1 n0=0 n1=0 hwm rss up samples rules
-    local secs cycles
+    local secs cycles e evals=() left step
     echo "round $round/$ROUNDS: $name: ${WARMUP}s warm-up, ${WINDOW}s measured ..." >&2
     start_daemon "$name"
     wait_ready "$name" || die "$name did not start"
@@ -505,7 +540,15 @@ run_once() { # name round
     w0=$EPOCHREALTIME
     t0=$(cpu_ticks "$DAEMON_PID")
     [[ -z $NGINX_WORKER ]] || n0=$(cpu_ticks "$NGINX_WORKER")
-    pause "$WINDOW"
+    # One reading of the evaluation time per cycle.
+    left=$WINDOW
+    while ((left > 0)); do
+        step=$((left < INTERVAL ? left : INTERVAL))
+        pause "$step"
+        left=$((left - step))
+        e=$(eval_seconds "$name")
+        [[ $e == n/a ]] || evals+=("$e")
+    done
     alive_or_die "$name"
     t1=$(cpu_ticks "$DAEMON_PID")
     [[ -z $NGINX_WORKER ]] || n1=$(cpu_ticks "$NGINX_WORKER")
@@ -528,9 +571,15 @@ run_once() { # name round
     RSS_SUM[$name]=$((${RSS_SUM[$name]:-0} + rss))
     RUNS[$name]=$((${RUNS[$name]:-0} + 1))
     RULE_COUNT[$name]=$rules
-    ROW_LOG+=("$(printf '%-10s | %5s | %12s | %9s | %9s | %5s | %9s | %5s | %12s' "$name" "$round" \
+    local eval_mean=n/a
+    if ((${#evals[@]})); then
+        eval_mean=$(printf '%s\n' "${evals[@]}" | awk '{ s += $1 } END { printf "%.4f", s / NR }')
+        EVAL_SUM[$name]=$(awk -v a="${EVAL_SUM[$name]:-0}" -v b="$eval_mean" 'BEGIN { printf "%.6f", a + b }')
+        EVAL_N[$name]=$((${EVAL_N[$name]:-0} + 1))
+    fi
+    ROW_LOG+=("$(printf '%-10s | %5s | %12s | %9s | %9s | %5s | %9s | %5s | %9s | %12s' "$name" "$round" \
         "$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v c="$cycles" 'BEGIN { printf "%.3f", t / hz / c }')" \
-        "$(mb "$hwm")" "$(mb "$rss")" "$up" "$samples" "$rules" \
+        "$(mb "$hwm")" "$(mb "$rss")" "$up" "$samples" "$rules" "$eval_mean" \
         "$(awk -v t="$((n1 - n0))" -v hz="$CLK_TCK" -v c="$cycles" 'BEGIN { printf "%.3f", t / hz / c }')")")
 
     if [[ $up != "$TARGETS" ]]; then
@@ -556,24 +605,28 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 
 # --- report --------------------------------------------------------------------------------------
+eval_mean() { # name -> mean evaluation seconds per cycle over all rounds
+    if [[ -z ${EVAL_N[$1]:-} ]]; then echo n/a; return; fi
+    awk -v s="${EVAL_SUM[$1]}" -v n="${EVAL_N[$1]}" 'BEGIN { printf "%.4f", s / n }'
+}
 cpu_per_cycle() { # name -> CPU seconds per cycle over all rounds
     awk -v t="${TICKS[$1]}" -v hz="$CLK_TCK" -v s="${SECONDS_RUN[$1]}" -v i="$INTERVAL" \
         'BEGIN { printf "%.3f", t / hz / (s / i) }'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.3f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b == 0) print "n/a"; else printf "%.3f", a / b }'; }
 
 echo
 [[ -z $ALERTER ]] || echo "alerter:    $ALERTER"
 wants prometheus && echo "prometheus: $PROMETHEUS_BIN ($("$PROMETHEUS_BIN" --version 2>&1 | head -n1))"
 echo "fleet:      $TARGETS targets on 127.0.0.1:$BASE_PORT..$LAST_PORT (nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), 1 worker)," \
     "$SAMPLES_PER_TARGET samples each ($(wc -c <"$FIXTURE") bytes, $GZIP_BYTES gzipped)"
-echo "rules:      $RULES_GLOB ($RULE_FILES files)"
+echo "rules:      $RULES_GLOB ($RULE_FILES files)$( ((RULES_MIXIN)) && echo " + $MIXIN")"
 echo "method:     $ROUNDS rounds, each daemon alone in turn: ${WARMUP}s warm-up + ${WINDOW}s measured;" \
     "interval ${INTERVAL}s; CLK_TCK=$CLK_TCK; MB = 1024 kB"
 echo
-printf '%-10s | %5s | %12s | %9s | %9s | %5s | %9s | %5s | %12s\n' daemon round "CPU s/cycle" \
-    "peak MB" "RSS MB" "up" samples rules "nginx s/cyc"
-printf '%s\n' "-----------+-------+--------------+-----------+-----------+-------+-----------+-------+-------------"
+printf '%-10s | %5s | %12s | %9s | %9s | %5s | %9s | %5s | %9s | %12s\n' daemon round "CPU s/cycle" \
+    "peak MB" "RSS MB" "up" samples rules "eval s" "nginx s/cyc"
+printf '%s\n' "-----------+-------+--------------+-----------+-----------+-------+-----------+-------+-----------+-------------"
 printf '%s\n' "${ROW_LOG[@]}"
 echo
 
@@ -590,6 +643,10 @@ if [[ ${#DAEMONS[@]} -eq 2 ]]; then
     row "CPU s/cycle" "$A_CPU" "$P_CPU" "$CPU_RATIO"
     row "peak RSS MB (max)" "$(mb "${HWM_MAX[alerter]}")" "$(mb "${HWM_MAX[prometheus]}")" "$HWM_RATIO"
     row "end RSS MB (mean)" "$(mb "$A_RSS")" "$(mb "$P_RSS")" "$(ratio "$A_RSS" "$P_RSS")"
+    A_EVAL=$(eval_mean alerter)
+    P_EVAL=$(eval_mean prometheus)
+    EVAL_RATIO=$(ratio "$A_EVAL" "$P_EVAL")
+    row "rule eval s/cycle" "$A_EVAL" "$P_EVAL" "$EVAL_RATIO"
     row "rules loaded" "${RULE_COUNT[alerter]}" "${RULE_COUNT[prometheus]}" ""
     if [[ ${RULE_COUNT[alerter]} == n/a ]]; then
         echo "note: the alerter did not answer /api/v1/rules, so the rule counts were not compared"
@@ -600,9 +657,11 @@ if [[ ${#DAEMONS[@]} -eq 2 ]]; then
     verdict() { if [[ $1 == 1 ]]; then echo PASS; else echo MISS; fi; }
     le() { awk -v r="$1" -v t="$2" 'BEGIN { print (r != "n/a" && r <= t) }'; }
     echo
-    echo "target: CPU per cycle <= 0.30x Prometheus's and RSS <= 0.25x Prometheus's (peak)"
+    echo "targets: CPU per cycle <= 0.30x Prometheus's and RSS <= 0.25x Prometheus's (peak);"
+    echo "         rule evaluation time per cycle <= 0.5x Prometheus's"
     printf '  CPU ratio <= 0.30:  %s (%s)\n' "$(verdict "$(le "$CPU_RATIO" 0.30)")" "$CPU_RATIO"
     printf '  RSS ratio <= 0.25:  %s (%s)\n' "$(verdict "$(le "$HWM_RATIO" 0.25)")" "$HWM_RATIO"
+    printf '  eval ratio <= 0.5:  %s (%s)\n' "$(verdict "$(le "$EVAL_RATIO" 0.5)")" "$EVAL_RATIO"
 else
     name=${DAEMONS[0]}
     row1() { printf '%-20s | %12s\n' "$@"; }
@@ -611,6 +670,7 @@ else
     row1 "CPU s/cycle" "$(cpu_per_cycle "$name")"
     row1 "peak RSS MB (max)" "$(mb "${HWM_MAX[$name]}")"
     row1 "end RSS MB (mean)" "$(mb $((RSS_SUM[$name] / RUNS[$name])))"
+    row1 "rule eval s/cycle" "$(eval_mean "$name")"
     row1 "rules loaded" "${RULE_COUNT[$name]}"
     echo
     echo "ONLY=$name: no ratios (target: alerter <= 0.30x Prometheus's CPU per cycle, <= 0.25x its RSS)"
