@@ -3,6 +3,8 @@
 //! rule file globs), with Prometheus's defaults and validation, plus the embedded default.
 
 use crate::relabel::RelabelConfig;
+use fleetwatch_common::client_config::check_auth;
+pub use fleetwatch_common::client_config::{AuthorizationConfig, BasicAuthConfig, TlsClientConfig};
 use fleetwatch_common::config::{load_yaml_file, parse_yaml, ConfigError};
 use fleetwatch_common::duration::PromDuration;
 use serde::{Deserialize, Deserializer};
@@ -134,39 +136,6 @@ pub struct HttpClientConfig {
 
 fn http_of(b: &Option<BasicAuthConfig>, a: &Option<AuthorizationConfig>, t: &TlsClientConfig, follow: bool) -> HttpClientConfig {
     HttpClientConfig { basic_auth: b.clone(), authorization: a.clone(), tls_config: t.clone(), follow_redirects: follow }
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct BasicAuthConfig {
-    pub username: String,
-    pub password: Option<String>,
-    pub password_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct AuthorizationConfig {
-    #[serde(default = "bearer", rename = "type")]
-    pub kind: String,
-    pub credentials: Option<String>,
-    pub credentials_file: Option<PathBuf>,
-}
-
-fn bearer() -> String {
-    "Bearer".into()
-}
-
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TlsClientConfig {
-    pub ca_file: Option<PathBuf>,
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
-    pub server_name: Option<String>,
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
-    pub min_version: Option<String>,
 }
 
 /// A group of targets sharing labels, as in `static_configs` and file/HTTP SD documents.
@@ -345,40 +314,21 @@ fn finish_http(
     tls: &mut TlsClientConfig,
     base: &Path,
 ) -> Result<(), String> {
+    check_auth(basic, authz)?;
     if let Some(b) = basic {
-        if b.password.is_some() && b.password_file.is_some() {
-            return Err("basic_auth: at most one of password and password_file may be set".into());
-        }
         if let Some(p) = &mut b.password_file {
             *p = resolve(base, &p.display().to_string());
         }
     }
     if let Some(a) = authz.as_mut() {
-        if a.credentials.is_some() && a.credentials_file.is_some() {
-            return Err("authorization: at most one of credentials and credentials_file may be set".into());
-        }
-        if a.kind.eq_ignore_ascii_case("basic") {
-            return Err("authorization: type \"Basic\" is not allowed; use basic_auth".into());
-        }
         if let Some(p) = &mut a.credentials_file {
             *p = resolve(base, &p.display().to_string());
         }
     }
-    if basic.is_some() && authz.is_some() {
-        return Err("at most one of basic_auth and authorization may be configured".into());
-    }
     for p in [&mut tls.ca_file, &mut tls.cert_file, &mut tls.key_file].into_iter().flatten() {
         *p = resolve(base, &p.display().to_string());
     }
-    if tls.cert_file.is_some() != tls.key_file.is_some() {
-        return Err("tls_config: cert_file and key_file must be set together".into());
-    }
-    if let Some(v) = &tls.min_version {
-        if !matches!(v.as_str(), "TLS12" | "TLS13") {
-            return Err(format!("tls_config.min_version: {v:?} is not supported (TLS12 or TLS13)"));
-        }
-    }
-    Ok(())
+    tls.check()
 }
 
 fn check_group(g: &TargetGroup) -> Result<(), String> {

@@ -13,7 +13,8 @@ use crate::series_cache::{SeriesCache, Slot};
 use crate::store::{Rejected, SeriesId, Store};
 use crate::targets::Target;
 use crate::telemetry::Telemetry;
-use fleetwatch_common::client::{gunzip_into, Auth, ClientSettings, HttpClient, Secret, TlsSettings};
+use fleetwatch_common::client::{gunzip_into, ClientSettings, HttpClient};
+use fleetwatch_common::client_config::auth_of;
 use fleetwatch_common::expfmt::{Entry, Label, ScrapeFormat, ScrapeParser};
 use fleetwatch_promql::Labels;
 use hyper::header::{HeaderName, HeaderValue};
@@ -31,34 +32,9 @@ pub const ACCEPT: &str =
 pub const DEFAULT_BODY_LIMIT: u64 = 16 << 20;
 
 pub fn client_for(c: &HttpClientConfig) -> Result<HttpClient, fleetwatch_common::client::ClientError> {
-    let auth = if let Some(b) = &c.basic_auth {
-        let password = match (&b.password, &b.password_file) {
-            (Some(p), _) => Some(Secret::Inline(p.clone())),
-            (None, Some(f)) => Some(Secret::File(f.clone())),
-            _ => None,
-        };
-        Some(Auth::Basic { username: b.username.clone(), password })
-    } else {
-        c.authorization.as_ref().map(|a| {
-            let credentials = match (&a.credentials, &a.credentials_file) {
-                (Some(s), _) => Some(Secret::Inline(s.clone())),
-                (None, Some(f)) => Some(Secret::File(f.clone())),
-                _ => None,
-            };
-            Auth::Header { scheme: a.kind.clone(), credentials }
-        })
-    };
-    let t = &c.tls_config;
-    let tls = TlsSettings {
-        ca_file: t.ca_file.clone(),
-        cert_file: t.cert_file.clone(),
-        key_file: t.key_file.clone(),
-        server_name: t.server_name.clone(),
-        insecure_skip_verify: t.insecure_skip_verify,
-        tls13_only: t.min_version.as_deref() == Some("TLS13"),
-    };
+    let auth = auth_of(&c.basic_auth, &c.authorization);
     HttpClient::new(
-        ClientSettings { auth, tls, follow_redirects: c.follow_redirects },
+        ClientSettings { auth, tls: c.tls_config.settings(), follow_redirects: c.follow_redirects },
         &format!("fleetwatch-alerter/{}", env!("CARGO_PKG_VERSION")),
     )
 }

@@ -262,8 +262,8 @@ fn join_location(base: &Uri, location: &str) -> Option<Uri> {
     format!("{scheme}://{authority}{location}").parse().ok()
 }
 
-/// The innermost useful message of a hyper error ("connection refused" rather than "client error").
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// The innermost useful message of an error chain ("connection refused" rather than "client error").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut source = e.source();
     while let Some(s) = source {
@@ -316,7 +316,7 @@ pub fn gunzip_into(data: &[u8], limit: u64, out: &mut Vec<u8>) -> Result<(), Fet
     Ok(())
 }
 
-fn tls_config(s: &TlsSettings) -> Result<ClientConfig, ClientError> {
+pub fn tls_config(s: &TlsSettings) -> Result<ClientConfig, ClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let versions: &[&rustls::SupportedProtocolVersion] =
         if s.tls13_only { &[&rustls::version::TLS13] } else { &[&rustls::version::TLS12, &rustls::version::TLS13] };

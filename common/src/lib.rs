@@ -4,6 +4,7 @@
 //! exporter-toolkit web-config format.
 
 pub mod client;
+pub mod client_config;
 pub mod config;
 pub mod duration;
 pub mod expfmt;
