@@ -26,6 +26,8 @@ pub struct Config {
     pub netdev: NetdevConfig,
     #[serde(default)]
     pub textfile: TextfileConfig,
+    #[serde(default, deserialize_with = "crate::health::config::optional_health")]
+    pub health: crate::health::config::HealthConfig,
 }
 
 impl Config {

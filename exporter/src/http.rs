@@ -1,5 +1,6 @@
 //! The exporter's HTTP routes: the telemetry path (content negotiation, gzip, `collect[]` /
-//! `exclude[]`, `--web.max-requests`), the landing page and `/healthz`.
+//! `exclude[]`, `--web.max-requests`), the landing page, `/healthz`, and
+//! blackbox_exporter's `/probe`.
 
 use crate::process;
 use crate::scrape::{merge, Exporter};
@@ -76,6 +77,7 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         p if p == app.telemetry_path => metrics(&app, &req).await,
         "/" => landing(&app),
         "/healthz" => text_response(StatusCode::OK, "OK\n"),
+        "/probe" => probe(&app, &req).await,
         _ => text_response(StatusCode::NOT_FOUND, "404 page not found\n"),
     }
 }
@@ -148,11 +150,10 @@ pub fn accepts_gzip(header: Option<&str>) -> bool {
 /// The `collect[]` and `exclude[]` values of a query string.
 pub fn collector_filter(query: &str) -> (Vec<String>, Vec<String>) {
     let (mut collect, mut exclude) = (Vec::new(), Vec::new());
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match percent_decode(k).as_str() {
-            "collect[]" => collect.push(percent_decode(v)),
-            "exclude[]" => exclude.push(percent_decode(v)),
+    for (k, v) in query_params(query) {
+        match k.as_str() {
+            "collect[]" => collect.push(v),
+            "exclude[]" => exclude.push(v),
             _ => {}
         }
     }
@@ -187,6 +188,63 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// blackbox_exporter's offset from the scrape timeout (`--timeout-offset`), and its timeout when
+/// neither the module nor the scraper sets one.
+const TIMEOUT_OFFSET: f64 = 0.5;
+const DEFAULT_PROBE_TIMEOUT: f64 = 120.0;
+
+/// `GET /probe?target=...&module=...`: one probe, answered like blackbox_exporter.
+async fn probe(app: &App, req: &Request<Incoming>) -> Response<Body> {
+    let params = query_params(req.uri().query().unwrap_or(""));
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+    let module_name = param("module").unwrap_or("http_2xx");
+    let Some(target) = param("target") else {
+        app.bad_requests.fetch_add(1, Ordering::Relaxed);
+        return text_response(StatusCode::BAD_REQUEST, "Target parameter is missing\n");
+    };
+    let exporter = app.current();
+    let Some(module) = exporter.modules.get(module_name).cloned() else {
+        app.bad_requests.fetch_add(1, Ordering::Relaxed);
+        return text_response(StatusCode::BAD_REQUEST, format!("Unknown module {module_name:?}\n"));
+    };
+    let scrape_timeout = req.headers().get("X-Prometheus-Scrape-Timeout-Seconds").and_then(|v| v.to_str().ok());
+    let timeout = probe_timeout(scrape_timeout.and_then(|v| v.trim().parse::<f64>().ok()), module.timeout);
+    let result = crate::health::probe::probe(&module, target, timeout).await;
+    if let Some(f) = &result.failure {
+        tracing::debug!(target, module = module_name, reason = f.reason.as_str(), err = %f.message, "probe failed");
+    }
+    let families = crate::health::probe_families(&module, &result);
+    let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let format = negotiate(header(ACCEPT));
+    respond(encode(&families, format), format.content_type(), accepts_gzip(header(ACCEPT_ENCODING)))
+}
+
+/// blackbox's rule: the scrape timeout (120 s without one) minus the offset, or the module's
+/// timeout when that is shorter.
+pub fn probe_timeout(scrape_timeout: Option<f64>, module_timeout: std::time::Duration) -> std::time::Duration {
+    let mut seconds = scrape_timeout.filter(|s| s.is_finite() && *s > 0.0).unwrap_or(DEFAULT_PROBE_TIMEOUT);
+    if seconds > TIMEOUT_OFFSET {
+        seconds -= TIMEOUT_OFFSET;
+    }
+    let module = module_timeout.as_secs_f64();
+    if module > 0.0 && module < seconds {
+        seconds = module;
+    }
+    std::time::Duration::from_secs_f64(seconds)
+}
+
+/// Decoded `key=value` pairs of a query string.
+fn query_params(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
 fn landing(app: &App) -> Response<Body> {
     let collectors = app.current().names().join(", ");
     let html = format!(
@@ -209,6 +267,19 @@ mod tests {
         let (c, e) = collector_filter("collect%5B%5D=cpu&collect[]=meminfo&other=1&exclude[]=x+y");
         assert_eq!(c, vec!["cpu", "meminfo"]);
         assert_eq!(e, vec!["x y"]);
+    }
+
+    #[test]
+    fn probe_timeouts_follow_blackbox() {
+        use std::time::Duration;
+        assert_eq!(probe_timeout(Some(10.0), Duration::ZERO), Duration::from_secs_f64(9.5));
+        assert_eq!(probe_timeout(Some(10.0), Duration::from_secs(5)), Duration::from_secs(5));
+        assert_eq!(probe_timeout(None, Duration::ZERO), Duration::from_secs_f64(119.5));
+        assert_eq!(probe_timeout(Some(0.3), Duration::ZERO), Duration::from_secs_f64(0.3));
+        assert_eq!(
+            query_params("target=http%3A%2F%2Fa%2F&module=m"),
+            [("target".into(), "http://a/".into()), ("module".into(), "m".into())]
+        );
     }
 
     #[test]

@@ -30,6 +30,12 @@ fn load(cli: &Cli, shared: &Arc<Shared>) -> anyhow::Result<Exporter> {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let format = cli.log_format.parse().map_err(|e| anyhow!("--log.format: {e}"))?;
     logging::init(format, &cli.log_level).map_err(|e| anyhow!("--log.level: {e}"))?;
+    limit_malloc_arenas();
+    // One async thread serves HTTP and runs the health checks; collectors run on a small blocking
+    // pool (see scrape.rs). The runtime exists before the config loads: health checks start there.
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(8).thread_stack_size(512 * 1024).build()?;
+    let _entered = runtime.enter();
     let shared = Arc::new(Shared::default());
     let exporter = load(&cli, &shared)?;
     if let Some(path) = &cli.web_config {
@@ -39,10 +45,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         println!("config OK: collectors {}", exporter.names().join(", "));
         return Ok(());
     }
-    limit_malloc_arenas();
-    // One async thread serves HTTP; collectors run on a small blocking pool (see scrape.rs).
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(8).thread_stack_size(512 * 1024).build()?;
     runtime.block_on(serve(cli, exporter, shared))
 }
 

@@ -4,9 +4,10 @@
 
 use crate::collector::{CollectError, Collector, Context, Shared, REGISTRY};
 use crate::config::Config;
+use crate::health::probe::Module;
 use crate::paths::Paths;
 use fleetwatch_common::expfmt::Family;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,6 +15,8 @@ use std::time::Instant;
 /// The enabled collectors, built for one config generation.
 pub struct Exporter {
     collectors: Vec<(&'static str, Arc<dyn Collector>)>,
+    /// The `/probe` modules of this config generation.
+    pub modules: BTreeMap<String, Arc<Module>>,
 }
 
 /// Which collectors are enabled: registry defaults (or none with `disable_defaults`), then the
@@ -42,7 +45,8 @@ impl Exporter {
             let c = (spec.build)(&ctx).map_err(|e| format!("collector {}: {e}", spec.name))?;
             collectors.push((spec.name, Arc::from(c)));
         }
-        Ok(Exporter { collectors })
+        let modules = config.health.compile().map_err(|e| format!("health: {e}"))?.modules;
+        Ok(Exporter { collectors, modules })
     }
 
     pub fn names(&self) -> Vec<&'static str> {
@@ -238,6 +242,7 @@ mod tests {
     #[tokio::test]
     async fn slow_collectors_run_concurrently() {
         let e = Exporter {
+            modules: BTreeMap::new(),
             collectors: vec![
                 ("a", Arc::new(Sleeps(300))),
                 ("b", Arc::new(Sleeps(300))),
@@ -257,7 +262,7 @@ mod tests {
 
     #[tokio::test]
     async fn failing_and_panicking_collectors_do_not_fail_the_scrape() {
-        let e = Exporter { collectors: vec![("fails", Arc::new(Fails)), ("panics", Arc::new(Panics))] };
+        let e = Exporter { modules: BTreeMap::new(), collectors: vec![("fails", Arc::new(Fails)), ("panics", Arc::new(Panics))] };
         let out = encode(&e.scrape(&["fails", "panics"]).await, Format::Text);
         assert!(out.contains("fleetwatch_exporter_scrape_collector_success{collector=\"fails\"} 0\n"), "{out}");
         assert!(out.contains("fleetwatch_exporter_scrape_collector_success{collector=\"panics\"} 0\n"), "{out}");
@@ -266,7 +271,7 @@ mod tests {
 
     #[test]
     fn select_follows_node_exporter_rules() {
-        let e = Exporter { collectors: vec![("a", Arc::new(Fails)), ("b", Arc::new(Fails))] };
+        let e = Exporter { modules: BTreeMap::new(), collectors: vec![("a", Arc::new(Fails)), ("b", Arc::new(Fails))] };
         assert_eq!(e.select(&["b".into()], &[]).unwrap(), vec!["b"]);
         assert_eq!(e.select(&[], &["b".into()]).unwrap(), vec!["a"]);
         assert!(e.select(&["zz".into()], &[]).is_err());

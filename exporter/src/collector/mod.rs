@@ -4,6 +4,7 @@
 pub mod cpu;
 pub mod diskstats;
 pub mod filesystem;
+pub mod health;
 pub mod loadavg;
 pub mod meminfo;
 pub mod netdev;
@@ -48,6 +49,7 @@ pub trait Collector: Send + Sync {
 #[derive(Default)]
 pub struct Shared {
     pub stuck_mounts: Arc<filesystem::StuckMounts>,
+    pub health: Arc<crate::health::runner::HealthState>,
 }
 
 /// What a constructor gets: roots, config, and the state kept across reloads.
@@ -71,6 +73,7 @@ pub const REGISTRY: &[Spec] = &[
     Spec { name: "cpu", default_enabled: true, build: cpu::build },
     Spec { name: "diskstats", default_enabled: true, build: diskstats::build },
     Spec { name: "filesystem", default_enabled: true, build: filesystem::build },
+    Spec { name: "health", default_enabled: true, build: health::build },
     Spec { name: "loadavg", default_enabled: true, build: loadavg::build },
     Spec { name: "meminfo", default_enabled: true, build: meminfo::build },
     Spec { name: "netdev", default_enabled: true, build: netdev::build },
