@@ -325,11 +325,15 @@ pub fn tls_config(s: &TlsSettings) -> Result<ClientConfig, ClientError> {
     let builder = if s.insecure_skip_verify {
         builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
     } else if let Some(ca) = &s.ca_file {
+        let certs = load_certs(ca)?;
         let mut roots = RootCertStore::empty();
-        for cert in load_certs(ca)? {
-            roots.add(cert).map_err(|e| ClientError(format!("{}: {e}", ca.display())))?;
+        for cert in &certs {
+            roots.add(cert.clone()).map_err(|e| ClientError(format!("{}: {e}", ca.display())))?;
         }
-        builder.with_root_certificates(roots)
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| ClientError(format!("{}: {e}", ca.display())))?;
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(PinnedSelfSigned { inner, pinned: certs }))
     } else {
         builder.with_native_roots().map_err(|e| ClientError(format!("loading the system's CA certificates: {e}")))?
     };
@@ -352,6 +356,57 @@ fn load_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, Cl
         return Err(ClientError(format!("{}: no certificates found", path.display())));
     }
     Ok(certs)
+}
+
+/// Standard verification against the `ca_file`, plus what Go's TLS (and so Prometheus and
+/// blackbox_exporter) accepts and webpki does not: a self-signed server certificate marked as a CA
+/// (`openssl req -x509` makes those) that is itself listed in `ca_file`. Such a certificate is
+/// accepted when it is byte-identical to a listed one and valid for the server's name; webpki
+/// has already checked its validity period before it reports "CA used as end entity".
+#[derive(Debug)]
+struct PinnedSelfSigned {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for PinnedSelfSigned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let result = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        let ca_as_leaf = matches!(&result, Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(e)))
+            if format!("{e:?}").contains("CaUsedAsEndEntity"));
+        if ca_as_leaf && self.pinned.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+            let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_name(&parsed, server_name)?;
+            return Ok(ServerCertVerified::assertion());
+        }
+        result
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(m, c, d)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(m, c, d)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// `insecure_skip_verify`: accepts any server certificate (signatures are still checked).

@@ -1,5 +1,6 @@
-//! Just enough DER to read a certificate's expiry (`notAfter`) for `probe_ssl_earliest_cert_expiry`:
-//! a walk over the TBSCertificate's first fields, no general ASN.1 parsing.
+//! Just enough DER to describe a server certificate as blackbox_exporter does: its expiry
+//! (`notAfter`), subject and issuer in Go's `pkix.Name.String()` form, and its DNS names. A walk
+//! over the TBSCertificate's fields, no general ASN.1 parsing.
 
 /// One tag-length-value: the tag, the value and what follows it.
 fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
@@ -30,17 +31,146 @@ fn skip(b: &[u8]) -> Option<&[u8]> {
     tlv(b).map(|(_, _, rest)| rest)
 }
 
+/// What the probes report about a certificate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertInfo {
+    pub not_after: i64,
+    pub subject: String,
+    pub issuer: String,
+    pub dns_names: Vec<String>,
+}
+
 /// The certificate's `notAfter` as Unix seconds, or `None` when it does not parse.
 pub fn not_after(cert: &[u8]) -> Option<i64> {
+    parse(cert).map(|c| c.not_after)
+}
+
+/// Parses the fields of [`CertInfo`]; `None` when the certificate does not parse.
+pub fn parse(cert: &[u8]) -> Option<CertInfo> {
     let tbs = sequence(sequence(cert)?)?;
     // [0] EXPLICIT version is optional.
     let mut rest = if tbs.first() == Some(&0xa0) { skip(tbs)? } else { tbs };
-    for _ in 0..3 {
-        rest = skip(rest)?; // serialNumber, signature, issuer
-    }
-    let validity = sequence(rest)?;
+    rest = skip(skip(rest)?)?; // serialNumber, signature
+    let (_, issuer, rest) = tlv(rest)?;
+    let (_, validity, rest) = tlv(rest)?;
+    let (_, subject, mut rest) = tlv(rest)?;
+    rest = skip(rest)?; // subjectPublicKeyInfo
     let (tag, value, _) = tlv(skip(validity)?)?;
-    parse_time(tag, std::str::from_utf8(value).ok()?)
+    let not_after = parse_time(tag, std::str::from_utf8(value).ok()?)?;
+    let mut dns_names = Vec::new();
+    while let Some((tag, value, next)) = tlv(rest) {
+        if tag == 0xa3 {
+            dns_names = san_dns_names(sequence(value)?);
+        }
+        rest = next;
+    }
+    Some(CertInfo { not_after, subject: name_string(subject), issuer: name_string(issuer), dns_names })
+}
+
+/// The dNSName entries of the subjectAltName extension, given the extensions' contents.
+fn san_dns_names(mut extensions: &[u8]) -> Vec<String> {
+    const SAN: &[u8] = &[0x55, 0x1d, 0x11];
+    while let Some((_, ext, next)) = tlv(extensions) {
+        extensions = next;
+        let Some((0x06, oid, mut rest)) = tlv(ext) else { continue };
+        if oid != SAN {
+            continue;
+        }
+        if rest.first() == Some(&0x01) {
+            rest = skip(rest).unwrap_or_default(); // critical
+        }
+        let Some(mut names) = tlv(rest).and_then(|(_, octets, _)| sequence(octets)) else { return Vec::new() };
+        let mut out = Vec::new();
+        while let Some((tag, value, next)) = tlv(names) {
+            if tag == 0x82 {
+                out.push(String::from_utf8_lossy(value).into_owned());
+            }
+            names = next;
+        }
+        return out;
+    }
+    Vec::new()
+}
+
+/// A Name (RDNSequence contents) as Go prints it: RDNs last to first, `TYPE=value` joined by `,`
+/// (`+` within one RDN), with RFC 4514 escaping.
+fn name_string(mut name: &[u8]) -> String {
+    let mut rdns = Vec::new();
+    while let Some((_, set, next)) = tlv(name) {
+        let mut attrs = Vec::new();
+        let mut rest = set;
+        while let Some((_, atv, after)) = tlv(rest) {
+            attrs.extend(attribute_string(atv));
+            rest = after;
+        }
+        rdns.push(attrs.join("+"));
+        name = next;
+    }
+    rdns.reverse();
+    rdns.join(",")
+}
+
+fn attribute_string(atv: &[u8]) -> Option<String> {
+    let (_, oid, rest) = tlv(atv)?;
+    let (tag, value, _) = tlv(rest)?;
+    let short = match oid {
+        [0x55, 0x04, 0x03] => Some("CN"),
+        [0x55, 0x04, 0x05] => Some("SERIALNUMBER"),
+        [0x55, 0x04, 0x06] => Some("C"),
+        [0x55, 0x04, 0x07] => Some("L"),
+        [0x55, 0x04, 0x08] => Some("ST"),
+        [0x55, 0x04, 0x09] => Some("STREET"),
+        [0x55, 0x04, 0x0a] => Some("O"),
+        [0x55, 0x04, 0x0b] => Some("OU"),
+        [0x55, 0x04, 0x11] => Some("POSTALCODE"),
+        _ => None,
+    };
+    let text = match tag {
+        0x0c | 0x13 | 0x14 | 0x16 => std::str::from_utf8(value).ok().map(escape),
+        0x1e => String::from_utf16(&value.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect::<Vec<_>>())
+            .ok()
+            .map(|s| escape(&s)),
+        _ => None,
+    };
+    match (short, text) {
+        (Some(short), Some(text)) => Some(format!("{short}={text}")),
+        // Go prints other attributes by dotted OID with the value's DER in hex.
+        _ => {
+            let whole = &rest[..rest.len() - tlv(rest)?.2.len()];
+            Some(format!("{}=#{}", dotted_oid(oid), whole.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+        }
+    }
+}
+
+fn escape(s: &str) -> String {
+    let last = s.chars().count().saturating_sub(1);
+    let mut out = String::with_capacity(s.len());
+    for (i, c) in s.chars().enumerate() {
+        if ",+\"\\<>;".contains(c) || (i == 0 && (c == ' ' || c == '#')) || (i == last && c == ' ') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn dotted_oid(oid: &[u8]) -> String {
+    let mut parts = Vec::new();
+    let mut value: u64 = 0;
+    for (i, &b) in oid.iter().enumerate() {
+        value = (value << 7) | (b & 0x7f) as u64;
+        if b & 0x80 == 0 {
+            if parts.is_empty() && i < oid.len() {
+                let first = (value / 40).min(2);
+                parts.push(first);
+                parts.push(value - first * 40);
+            } else {
+                parts.push(value);
+            }
+            value = 0;
+        }
+    }
+    parts.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
 }
 
 /// UTCTime (`YYMMDDHHMMSSZ`) or GeneralizedTime (`YYYYMMDDHHMMSSZ`), as DER requires them.
@@ -98,6 +228,24 @@ mod tests {
         params.not_after = rcgen::date_time_ymd(2061, 1, 1); // GeneralizedTime from 2050 on
         let cert = params.self_signed(&key).unwrap();
         assert_eq!(not_after(cert.der()), Some(2_871_763_200));
+    }
+
+    #[test]
+    fn names_and_dns_names_as_go_prints_them() {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "a.example".to_string()]).unwrap();
+        params.subject_alt_names.push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::CountryName, "DE");
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, "Acme, Inc.");
+        params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let info = parse(cert.der()).unwrap();
+        assert_eq!(info.subject, "CN=localhost,O=Acme\\, Inc.,C=DE");
+        assert_eq!(info.issuer, info.subject);
+        assert_eq!(info.dns_names, ["localhost", "a.example"]);
+        assert_eq!(escape(" #a "), "\\ #a\\ ");
+        assert_eq!(dotted_oid(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]), "1.2.840.113549.1.9.1");
     }
 
     #[test]

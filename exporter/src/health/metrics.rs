@@ -85,6 +85,20 @@ pub fn add(out: &mut Families, r: &ProbeResult, http: bool, labels: &[(&str, &st
             out.gauge("probe_ssl_last_chain_expiry_timestamp_seconds", "Earliest expiry (Unix time) in the verified certificate chain.")
                 .add(labels, t);
         }
+        if let Some(leaf) = &tls.leaf {
+            let mut l = labels.to_vec();
+            l.extend([
+                ("fingerprint_sha256", leaf.fingerprint_sha256.as_str()),
+                ("issuer", leaf.issuer.as_str()),
+                ("subject", leaf.subject.as_str()),
+                ("subjectalternative", leaf.dns_names.as_str()),
+            ]);
+            out.gauge(
+                "probe_ssl_last_chain_info",
+                "The verified leaf certificate: SHA-256 fingerprint, subject, issuer, DNS names; always 1.",
+            )
+            .add(&l, 1.0);
+        }
     }
 }
 

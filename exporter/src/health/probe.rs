@@ -174,6 +174,28 @@ pub struct TlsInfo {
     /// Earliest expiry in the chain when it was verified (not with `insecure_skip_verify`).
     pub chain_expiry: Option<f64>,
     pub version: &'static str,
+    /// The verified leaf certificate (not with `insecure_skip_verify`).
+    pub leaf: Option<LeafInfo>,
+}
+
+/// `probe_ssl_last_chain_info`'s labels.
+#[derive(Debug, Clone)]
+pub struct LeafInfo {
+    pub fingerprint_sha256: String,
+    pub subject: String,
+    pub issuer: String,
+    pub dns_names: String,
+}
+
+fn leaf_info(cert: &[u8]) -> Option<LeafInfo> {
+    let info = der::parse(cert)?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert);
+    Some(LeafInfo {
+        fingerprint_sha256: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+        subject: info.subject,
+        issuer: info.issuer,
+        dns_names: info.dns_names.join(","),
+    })
 }
 
 /// Probes `target` with `module`, giving up after `timeout`. Never panics on what the target
@@ -232,14 +254,16 @@ async fn handshake(setup: &TlsSetup, host: &str, tcp: TcpStream, result: &mut Pr
     let connector = tokio_rustls::TlsConnector::from(setup.config.clone());
     let stream = connector.connect(server_name, tcp).await.map_err(|e| fail(Reason::Tls, format!("TLS handshake: {}", error_chain(&e))))?;
     let conn = stream.get_ref().1;
-    let expiries: Vec<f64> = conn.peer_certificates().unwrap_or(&[]).iter().filter_map(|c| der::not_after(c)).map(|t| t as f64).collect();
+    let chain = conn.peer_certificates().unwrap_or(&[]);
+    let expiries: Vec<f64> = chain.iter().filter_map(|c| der::not_after(c)).map(|t| t as f64).collect();
+    let leaf = chain.first().filter(|_| setup.verified).and_then(|c| leaf_info(c));
     let earliest = expiries.iter().copied().reduce(f64::min).unwrap_or(0.0);
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3",
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2",
         _ => "unknown",
     };
-    result.tls = Some(TlsInfo { earliest_expiry: earliest, chain_expiry: setup.verified.then_some(earliest), version });
+    result.tls = Some(TlsInfo { earliest_expiry: earliest, chain_expiry: setup.verified.then_some(earliest), version, leaf });
     Ok(Box::new(stream))
 }
 
