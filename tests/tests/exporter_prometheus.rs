@@ -1,7 +1,8 @@
 //! The exporter against the real Prometheus tools: Debian's `promtool check metrics` (no lint
 //! problem that node_exporter's own output does not also get), a real `prometheus` server
 //! scraping it (`up == 1`, `node_load1` queryable), and every panel query of every dashboard in
-//! `dashboards/` returning data from that server.
+//! `dashboards/` returning data from that server (with health checks configured, for
+//! `health.json`).
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{exporter, free_port, get, require, wait_port, Proc, Prometheus};
+use support::{exporter, free_port, get, require, wait_port, Pki, Proc, Prometheus};
 
 const SAME_COLLECTORS: [&str; 11] = [
     "--collector.disable-defaults",
@@ -88,7 +89,25 @@ fn prometheus_scrapes_exporter_and_every_dashboard_query_has_data() {
     if !require("prometheus", "prometheus_scrapes_exporter") {
         return;
     }
-    let (_exporter, port) = exporter(&[]);
+    // Health checks so that dashboards/health.json has data: plain HTTP against a static server,
+    // HTTPS against a second exporter serving TLS (certificate expiry panels).
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, format!("tls_server_config:\n  cert_file: {}\n  key_file: {}\n", pki.path("server.pem"), pki.path("server.key")))
+        .unwrap();
+    let (_tls_exporter, tls_port) = exporter(&["--collector.disable-defaults", &format!("--web.config.file={}", web.display())]);
+    let plain_port = support::static_server("text/plain", "ok\n".to_string());
+    let config = dir.path().join("exporter.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "health:\n  interval: 1s\n  checks:\n    - {{name: web, url: 'http://127.0.0.1:{plain_port}/'}}\n    - name: tls\n      url: 'https://127.0.0.1:{tls_port}/healthz'\n      tls_config: {{ca_file: '{}'}}\n",
+            pki.path("ca.pem")
+        ),
+    )
+    .unwrap();
+    let (_exporter, port) = exporter(&[&format!("--config.file={}", config.display())]);
     let prom = Prometheus::scraping("fleetwatch", port);
     support::eventually(Duration::from_secs(30), "up == 1", || {
         let r = prom.query("up{job=\"fleetwatch\"} == 1");
@@ -100,6 +119,11 @@ fn prometheus_scrapes_exporter_and_every_dashboard_query_has_data() {
     // Rates need two samples in the window.
     support::eventually(Duration::from_secs(30), "rate() data", || {
         (!prom.query("rate(node_cpu_seconds_total[1m])").is_empty()).then_some(())
+    });
+    support::eventually(Duration::from_secs(30), "health checks in Prometheus", || {
+        (prom.query("probe_ssl_earliest_cert_expiry{check=\"tls\"}").len() == 1
+            && prom.query("probe_success{check=\"web\"} == 1").len() == 1)
+            .then_some(())
     });
     std::thread::sleep(Duration::from_secs(2));
 
@@ -123,7 +147,9 @@ fn prometheus_scrapes_exporter_and_every_dashboard_query_has_data() {
                 .replace("${job}", "fleetwatch")
                 .replace("$job", "fleetwatch")
                 .replace("${instance}", &instance)
-                .replace("$instance", &instance);
+                .replace("$instance", &instance)
+                .replace("${check}", ".*")
+                .replace("$check", ".*");
             assert!(!q.contains('$'), "{name} / {title}: unsubstituted variable in {expr}");
             checked += 1;
             if prom.query(&q).is_empty() && !MAY_BE_EMPTY.iter().any(|(f, frag, _)| *f == name && expr.contains(frag)) {
