@@ -3,6 +3,7 @@
 //! `scrape` runs them concurrently; `http` serves the result and blackbox-style `/probe`s
 //! (`health`).
 
+pub mod activity;
 pub mod cli;
 pub mod collector;
 pub mod config;
