@@ -2,7 +2,8 @@
 //! scanned in the background every second, read by scrapes. A clean repository has its figures,
 //! one with an `index.lock` and one with a corrupted object report `git_repo_scan_success 0`
 //! (with a log line) while the others are unaffected, a repository deleted while the exporter
-//! runs loses its series, and the lock's removal brings its repository back.
+//! runs loses its series, and the lock's removal brings its repository back. The JSON stats log
+//! is written and the month-end report made from it.
 
 mod support;
 
@@ -85,7 +86,16 @@ fn git_collector_scans_in_the_background_and_survives_broken_repositories() {
         }
     }
     let config = t.path().join("exporter.yml");
-    std::fs::write(&config, format!("git:\n  roots: ['{}']\n  refresh_interval: 1s\n  windows: [24h, 1y]\n", root.display())).unwrap();
+    let stats = t.path().join("stats");
+    std::fs::write(
+        &config,
+        format!(
+            "git:\n  roots: ['{}']\n  refresh_interval: 1s\n  windows: [24h, 1y, 5000d]\n  stats_log_dir: '{}'\n",
+            root.display(),
+            stats.display()
+        ),
+    )
+    .unwrap();
     let log = t.path().join("exporter.log");
     let port = free_port();
     let mut cmd = Command::new(bin("fleetwatch-exporter"));
@@ -118,6 +128,7 @@ fn git_collector_scans_in_the_background_and_survives_broken_repositories() {
     assert_eq!(value(&text, "git_repo_commits", &[("repo", "corrupt")]), None, "a failed scan reports no figures");
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("git scan failed") && logged.contains("index.lock"), "{logged}");
+    check_stats_log(&stats);
 
     // Deleted while running: its series go; the lock removed: its repository recovers.
     std::fs::remove_dir_all(root.join("doomed")).unwrap();
@@ -128,6 +139,38 @@ fn git_collector_scans_in_the_background_and_survives_broken_repositories() {
     });
     assert_eq!(ok(&text, "clean"), Some(1.0));
     assert_eq!(value(&text, "git_repo_commits", &[("repo", "team/locked")]), Some(1.0));
+}
+
+/// The stats log written after the first refresh, and the month-end report made from it: the
+/// day of the fixed commit dates (2023-11-14) has clean's 2 commits and doomed's 1, one line
+/// each; the locked and corrupt repositories failed and list none.
+fn check_stats_log(stats: &Path) {
+    let latest = eventually(Duration::from_secs(20), "the stats log", || {
+        let entry =
+            std::fs::read_dir(stats).ok()?.flatten().find(|e| e.file_name().to_string_lossy().ends_with("_git_stats_latest.json"))?;
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(entry.path()).ok()?).ok()?;
+        (v["repos"].as_array()?.len() == 4).then_some(v)
+    });
+    let user = latest["user"].as_str().unwrap().to_string();
+    let clean = latest["repos"].as_array().unwrap().iter().find(|r| r["repo"] == "clean").unwrap();
+    assert_eq!(clean["total_commits"], 2);
+    assert_eq!(clean["last_commit"]["summary"], "c1");
+    assert_eq!(clean["last_commit"]["time"], "2023-11-14T22:13:20Z");
+    assert_eq!(clean["windows"]["5000d"]["commits"], 2);
+    let day_files = std::fs::read_dir(stats).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl")).count();
+    assert_eq!(day_files, 1);
+    let out = Command::new(bin("fleetwatch-exporter"))
+        .args(["report", "--from", "2023-11-13", "--to", "2023-11-14", "--git-stats-dir"])
+        .arg(stats)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "date,user,active_minutes,idle_minutes,idle_actions,file_modifications,commits,insertions,deletions\n2023-11-13,{user},0,0,0,0,0,0,0\n2023-11-14,{user},0,0,0,0,3,3,0\n"
+        )
+    );
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -5,6 +5,8 @@
 
 pub mod config;
 pub mod discover;
+pub mod report;
 pub mod runner;
 pub mod scan;
 pub mod statslog;
+pub mod timefmt;
