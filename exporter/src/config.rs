@@ -28,6 +28,8 @@ pub struct Config {
     pub textfile: TextfileConfig,
     #[serde(default, deserialize_with = "crate::health::config::optional_health")]
     pub health: crate::health::config::HealthConfig,
+    #[serde(default, deserialize_with = "crate::git::config::optional_git")]
+    pub git: crate::git::config::GitConfig,
 }
 
 impl Config {

@@ -1,4 +1,5 @@
-//! The `fleetwatch-exporter` binary: flags, config, logging, the HTTP server, SIGHUP reload.
+//! The `fleetwatch-exporter` binary: flags, config, logging, the HTTP server, SIGHUP reload, and
+//! the `report` subcommand (month-end activity report, `git::report`).
 
 use anyhow::{anyhow, Context as _};
 use fleetwatch_common::logging;
@@ -11,10 +12,29 @@ use fleetwatch_exporter::scrape::{enabled_names, Exporter};
 use std::sync::Arc;
 
 fn main() {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "report") {
+        report();
+    }
     let cli = Cli::parse_args();
     if let Err(e) = run(cli) {
         eprintln!("fleetwatch-exporter: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// `fleetwatch-exporter report ...`: prints the report and exits (1 with a message on error).
+fn report() -> ! {
+    use clap::Parser;
+    let args = fleetwatch_exporter::git::report::Args::parse_from(std::env::args_os().skip(1));
+    match fleetwatch_exporter::git::report::run(&args) {
+        Ok(text) => {
+            print!("{text}");
+            std::process::exit(0)
+        }
+        Err(e) => {
+            eprintln!("fleetwatch-exporter report: {e}");
+            std::process::exit(1)
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! problem that node_exporter's own output does not also get), a real `prometheus` server
 //! scraping it (`up == 1`, `node_load1` queryable), and every panel query of every dashboard in
 //! `dashboards/` returning data from that server (with health checks configured, for
-//! `health.json`).
+//! `health.json`, and a git root holding a repository with recent commits, an upstream and a
+//! stash, for `activity.json`).
 
 mod support;
 
@@ -84,9 +85,53 @@ fn dashboard_queries(v: &Value, title: &str, out: &mut Vec<(String, String)>) {
 /// Panels that may rightly be empty on this machine: (dashboard file, expression fragment, why).
 const MAY_BE_EMPTY: &[(&str, &str, &str)] = &[];
 
+/// Runs git in `dir` (commits dated now) with a fixed identity and no user config.
+fn git(home: &std::path::Path, dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Alice")
+        .env("GIT_AUTHOR_EMAIL", "alice@example.com")
+        .env("GIT_COMMITTER_NAME", "Alice")
+        .env("GIT_COMMITTER_EMAIL", "alice@example.com")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `projects/app`: a clone of a local `origin` with two commits of its own (ahead 2), a stash
+/// and a staged, an unstaged and an untracked file. Returns the `projects` directory.
+fn git_projects(dir: &std::path::Path) -> std::path::PathBuf {
+    let (home, origin, projects) = (dir.join("home"), dir.join("origin"), dir.join("projects"));
+    for d in [&home, &origin, &projects] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    git(&home, &origin, &["init", "-q", "-b", "main"]);
+    std::fs::write(origin.join("README"), "hello\n").unwrap();
+    git(&home, &origin, &["add", "-A"]);
+    git(&home, &origin, &["commit", "-q", "-m", "first"]);
+    git(&home, &projects, &["clone", "-q", origin.to_str().unwrap(), "app"]);
+    let app = projects.join("app");
+    for (file, text) in [("a.txt", "a\nb\n"), ("b.txt", "c\n")] {
+        std::fs::write(app.join(file), text).unwrap();
+        git(&home, &app, &["add", "-A"]);
+        git(&home, &app, &["commit", "-q", "-m", file]);
+    }
+    std::fs::write(app.join("a.txt"), "stashed\n").unwrap();
+    git(&home, &app, &["stash", "-q"]);
+    std::fs::write(app.join("c.txt"), "staged\n").unwrap();
+    git(&home, &app, &["add", "c.txt"]);
+    std::fs::write(app.join("b.txt"), "changed\n").unwrap();
+    std::fs::write(app.join("notes.txt"), "untracked\n").unwrap();
+    projects
+}
+
 #[test]
 fn prometheus_scrapes_exporter_and_every_dashboard_query_has_data() {
-    if !require("prometheus", "prometheus_scrapes_exporter") {
+    if !require("prometheus", "prometheus_scrapes_exporter") || !require("git", "prometheus_scrapes_exporter") {
         return;
     }
     // Health checks so that dashboards/health.json has data: plain HTTP against a static server,
@@ -98,12 +143,14 @@ fn prometheus_scrapes_exporter_and_every_dashboard_query_has_data() {
         .unwrap();
     let (_tls_exporter, tls_port) = exporter(&["--collector.disable-defaults", &format!("--web.config.file={}", web.display())]);
     let plain_port = support::static_server("text/plain", "ok\n".to_string());
+    let projects = git_projects(dir.path());
     let config = dir.path().join("exporter.yml");
     std::fs::write(
         &config,
         format!(
-            "health:\n  interval: 1s\n  checks:\n    - {{name: web, url: 'http://127.0.0.1:{plain_port}/'}}\n    - name: tls\n      url: 'https://127.0.0.1:{tls_port}/healthz'\n      tls_config: {{ca_file: '{}'}}\n",
-            pki.path("ca.pem")
+            "health:\n  interval: 1s\n  checks:\n    - {{name: web, url: 'http://127.0.0.1:{plain_port}/'}}\n    - name: tls\n      url: 'https://127.0.0.1:{tls_port}/healthz'\n      tls_config: {{ca_file: '{}'}}\ngit:\n  roots: ['{}']\n  refresh_interval: 1s\n",
+            pki.path("ca.pem"),
+            projects.display()
         ),
     )
     .unwrap();
@@ -124,6 +171,9 @@ fn prometheus_scrapes_exporter_and_every_dashboard_query_has_data() {
         (prom.query("probe_ssl_earliest_cert_expiry{check=\"tls\"}").len() == 1
             && prom.query("probe_success{check=\"web\"} == 1").len() == 1)
             .then_some(())
+    });
+    support::eventually(Duration::from_secs(30), "git repositories in Prometheus", || {
+        (prom.query("git_repo_ahead_commits{repo=\"app\"}").len() == 1).then_some(())
     });
     std::thread::sleep(Duration::from_secs(2));
 
@@ -149,7 +199,11 @@ fn prometheus_scrapes_exporter_and_every_dashboard_query_has_data() {
                 .replace("${instance}", &instance)
                 .replace("$instance", &instance)
                 .replace("${check}", ".*")
-                .replace("$check", ".*");
+                .replace("$check", ".*")
+                .replace("${repo}", ".*")
+                .replace("$repo", ".*")
+                .replace("${window}", "24h")
+                .replace("$window", "24h");
             assert!(!q.contains('$'), "{name} / {title}: unsubstituted variable in {expr}");
             checked += 1;
             if prom.query(&q).is_empty() && !MAY_BE_EMPTY.iter().any(|(f, frag, _)| *f == name && expr.contains(frag)) {

@@ -4,6 +4,7 @@
 pub mod cpu;
 pub mod diskstats;
 pub mod filesystem;
+pub mod git;
 pub mod health;
 pub mod loadavg;
 pub mod meminfo;
@@ -50,6 +51,7 @@ pub trait Collector: Send + Sync {
 pub struct Shared {
     pub stuck_mounts: Arc<filesystem::StuckMounts>,
     pub health: Arc<crate::health::runner::HealthState>,
+    pub git: Arc<crate::git::runner::GitState>,
 }
 
 /// What a constructor gets: roots, config, and the state kept across reloads.
@@ -73,6 +75,7 @@ pub const REGISTRY: &[Spec] = &[
     Spec { name: "cpu", default_enabled: true, build: cpu::build },
     Spec { name: "diskstats", default_enabled: true, build: diskstats::build },
     Spec { name: "filesystem", default_enabled: true, build: filesystem::build },
+    Spec { name: "git", default_enabled: true, build: git::build },
     Spec { name: "health", default_enabled: true, build: health::build },
     Spec { name: "loadavg", default_enabled: true, build: loadavg::build },
     Spec { name: "meminfo", default_enabled: true, build: meminfo::build },
