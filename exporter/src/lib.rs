@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod collector;
 pub mod config;
+pub mod containers;
 pub mod health;
 pub mod http;
 pub mod paths;
