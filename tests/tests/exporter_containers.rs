@@ -1,0 +1,230 @@
+//! The exporter's `containers` collector against this machine's real kernel and a real container
+//! runtime: (a) cgroups made here, named like a Docker container, with a process that burns CPU
+//! and allocates memory in them; (b) two podman (runc) containers from a locally imported
+//! busybox image, with names and images read from `podman system service`'s Docker-compatible
+//! API on a unix socket. Both need root and a writable cgroupfs; (b) needs podman, runc and
+//! busybox (tests/run.sh installs them).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use support::{eventually, exporter, get, require, run, Proc};
+
+/// A random-looking 64-hex container id unique to this test process.
+fn fake_id(tag: u32) -> String {
+    format!("{:08x}{:08x}{}", std::process::id(), tag, "0f".repeat(24))
+}
+
+/// The value of `metric` for the series whose labels contain `needle`.
+fn value(text: &str, metric: &str, needle: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(&format!("{metric}{{")) && l.contains(needle)).and_then(|l| l.rsplit_once(' ')?.1.parse().ok())
+}
+
+fn scrape(port: u16) -> String {
+    get(port, "/metrics?collect[]=containers", &[]).text()
+}
+
+fn config(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join("exporter.yml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Root with a writable cgroupfs; skips loudly otherwise (fails in CI).
+fn cgroups_writable(test: &str) -> bool {
+    let ok = unsafe { libc::geteuid() } == 0
+        && (Path::new("/sys/fs/cgroup/memory").is_dir() || Path::new("/sys/fs/cgroup/cgroup.controllers").exists());
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "{test}: needs root and a writable cgroupfs");
+        eprintln!("SKIP {test}: needs root and a writable cgroupfs");
+    }
+    ok
+}
+
+/// The cgroup directories of one fake container, removed (after killing its processes) on drop.
+struct FakeContainer {
+    dirs: Vec<PathBuf>,
+    parents: Vec<PathBuf>,
+    procs: Vec<Proc>,
+}
+
+impl FakeContainer {
+    /// `/docker/<id>` in each v1 controller used (hybrid/v1), or in the v2 tree.
+    fn create(id: &str) -> FakeContainer {
+        let root = Path::new("/sys/fs/cgroup");
+        let mut fc = FakeContainer { dirs: Vec::new(), parents: Vec::new(), procs: Vec::new() };
+        let bases: Vec<PathBuf> = if root.join("cgroup.controllers").exists() {
+            vec![root.to_path_buf()]
+        } else {
+            ["cpu", "cpuacct", "memory", "pids"].iter().map(|c| root.join(c)).filter(|p| p.is_dir()).collect()
+        };
+        for base in bases {
+            let parent = base.join("docker");
+            if !parent.exists() {
+                std::fs::create_dir(&parent).unwrap();
+                fc.parents.push(parent.clone());
+                if base == root {
+                    // v2: hand the controllers down to /docker's children.
+                    let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+cpu +memory +pids");
+                }
+            }
+            let dir = parent.join(id);
+            std::fs::create_dir(&dir).unwrap();
+            fc.dirs.push(dir);
+        }
+        fc
+    }
+
+    /// Starts a shell that joins the cgroups, allocates ~40 MB and then burns CPU.
+    fn start_burner(&mut self) {
+        let joins: String = self.dirs.iter().map(|d| format!("echo $$ > {}/cgroup.procs; ", d.display())).collect();
+        let script = format!("{joins}v=$(head -c 40000000 /dev/zero | tr '\\0' a); while :; do :; done");
+        self.procs.push(Proc::spawn("burner", Command::new("sh").arg("-c").arg(script)));
+    }
+}
+
+impl Drop for FakeContainer {
+    fn drop(&mut self) {
+        self.procs.clear();
+        for dir in self.dirs.iter().chain(&self.parents) {
+            for _ in 0..50 {
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+#[test]
+fn real_cgroup_cpu_and_memory_rise() {
+    if !cgroups_writable("real_cgroup_cpu_and_memory_rise") {
+        return;
+    }
+    let id = fake_id(1);
+    let mut fc = FakeContainer::create(&id);
+    let dir = tempfile::tempdir().unwrap();
+    // A socket that does not exist: names fall back to the short id and metadata_up says 0.
+    let cfg = config(dir.path(), &format!("containers:\n  docker_socket: {}\n", dir.path().join("none.sock").display()));
+    let (_exp, port) = exporter(&["--collector.disable-defaults", "--collector.containers", &format!("--config.file={}", cfg.display())]);
+    let needle = format!("id=\"/docker/{id}\",image=\"\",name=\"{}\"", &id[..12]);
+    let before = scrape(port);
+    let cpu0 = value(&before, "container_cpu_usage_seconds_total", &needle).expect("empty container listed");
+    let mem0 = value(&before, "container_memory_usage_bytes", &needle).expect("memory listed");
+    assert!(before.contains("fleetwatch_containers_metadata_up 0"), "{before}");
+    fc.start_burner();
+    let (cpu1, mem1) = eventually(Duration::from_secs(20), "CPU and memory to rise", || {
+        let t = scrape(port);
+        let cpu = value(&t, "container_cpu_usage_seconds_total", &needle)?;
+        let mem = value(&t, "container_memory_usage_bytes", &needle)?;
+        (cpu > cpu0 + 0.5 && mem > mem0 + 30e6).then_some((cpu, mem))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let later = scrape(port);
+    assert!(value(&later, "container_cpu_usage_seconds_total", &needle).unwrap() > cpu1, "CPU keeps rising");
+    assert!(value(&later, "container_memory_working_set_bytes", &needle).unwrap() > 30e6, "working set {mem1}");
+    assert!(value(&later, "container_processes", &needle).unwrap_or(1.0) >= 1.0);
+    drop(fc);
+    let gone = scrape(port);
+    assert!(!gone.contains(&id), "the removed cgroup is no longer reported");
+}
+
+// ---------------------------------------------------------------------------------------------
+// podman
+// ---------------------------------------------------------------------------------------------
+
+const PODMAN_FLAGS: [&str; 6] = ["--runtime", "runc", "--network", "none", "--ulimit", "nofile=20000:20000"];
+
+fn podman(args: &[&str]) -> (i32, String, String) {
+    run(Command::new("podman").args(args))
+}
+
+/// Containers removed (forcibly) when dropped.
+struct Containers(Vec<String>);
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = podman(&["rm", "-f", "-t", "0", name]);
+        }
+    }
+}
+
+/// Imports a busybox image made from Debian's busybox-static (`/bin/busybox` and an `sh` and
+/// `sleep` link).
+fn import_busybox(dir: &Path, image: &str) {
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for applet in ["sh", "sleep"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    let tar = dir.join("busybox.tar");
+    let (code, _, err) = run(Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg("."));
+    assert_eq!(code, 0, "tar: {err}");
+    let (code, _, err) = podman(&["import", tar.to_str().unwrap(), image]);
+    assert_eq!(code, 0, "podman import: {err}");
+}
+
+fn start(name: &str, image: &str, extra: &[&str]) -> String {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend(PODMAN_FLAGS);
+    args.extend(["--ulimit", "nproc=32768:32768"]);
+    args.extend(extra);
+    args.extend([image, "sleep", "3600"]);
+    let (code, out, err) = podman(&args);
+    assert_eq!(code, 0, "podman run {name}: {err}");
+    out.trim().to_string()
+}
+
+#[test]
+fn podman_containers_named_limited_and_dropped() {
+    let test = "podman_containers_named_limited_and_dropped";
+    if !cgroups_writable(test) || !require("podman", test) || !require("runc", test) || !require("busybox", test) {
+        return;
+    }
+    if !Path::new("/bin/busybox").exists() {
+        assert!(std::env::var_os("CI").is_none(), "{test}: /bin/busybox (busybox-static) missing");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tag = std::process::id();
+    let image = format!("localhost/fleetwatch-busybox:{tag}");
+    import_busybox(dir.path(), &image);
+    let socket = dir.path().join("podman.sock");
+    let _service = Proc::spawn(
+        "podman system service",
+        Command::new("podman").args(["system", "service", "--time=0"]).arg(format!("unix://{}", socket.display())),
+    );
+    let (a, b) = (format!("fw-plain-{tag}"), format!("fw-limited-{tag}"));
+    let _cleanup = Containers(vec![a.clone(), b.clone()]);
+    let id_a = start(&a, &image, &[]);
+    let id_b = start(&b, &image, &["--memory", "64m", "--cpus", "0.5"]);
+    let cfg = config(dir.path(), &format!("containers:\n  docker_socket: {}\n  metadata_interval: 2s\n", socket.display()));
+    let (_exp, port) = exporter(&["--collector.disable-defaults", "--collector.containers", &format!("--config.file={}", cfg.display())]);
+
+    let text = eventually(Duration::from_secs(30), "both containers with names and images", || {
+        let t = scrape(port);
+        (t.contains(&format!("name=\"{a}\"")) && t.contains(&format!("name=\"{b}\""))).then_some(t)
+    });
+    assert!(text.contains("fleetwatch_containers_metadata_up 1"), "{text}");
+    // The id label is the cgroup path (`/libpod_parent/libpod-<id>` with podman's cgroupfs manager).
+    let labels_a = format!("libpod-{id_a}\",image=\"{image}\",name=\"{a}\"");
+    let labels_b = format!("libpod-{id_b}\",image=\"{image}\",name=\"{b}\"");
+    assert_eq!(value(&text, "container_spec_memory_limit_bytes", &labels_b), Some(67_108_864.0), "{text}");
+    assert_eq!(value(&text, "container_spec_cpu_quota", &labels_b), Some(50_000.0));
+    assert_eq!(value(&text, "container_spec_memory_limit_bytes", &labels_a), Some(0.0), "no limit");
+    assert!(value(&text, "container_processes", &labels_a).unwrap() >= 1.0);
+
+    let (code, _, err) = podman(&["rm", "-f", "-t", "0", &a]);
+    assert_eq!(code, 0, "podman rm: {err}");
+    eventually(Duration::from_secs(20), "the removed container to leave the output", || {
+        let t = scrape(port);
+        (!t.contains(&id_a) && t.contains(&format!("name=\"{b}\""))).then_some(())
+    });
+    let _ = podman(&["rm", "-f", "-t", "0", &b]);
+    let _ = podman(&["rmi", "-f", &image]);
+}
