@@ -10,12 +10,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use support::{eventually, exporter, get, require, run, Proc};
-
-/// A random-looking 64-hex container id unique to this test process.
-fn fake_id(tag: u32) -> String {
-    format!("{:08x}{:08x}{}", std::process::id(), tag, "0f".repeat(24))
-}
+use support::{cgroups_writable, eventually, exporter, get, require, run, FakeContainer, Proc};
 
 /// The value of `metric` for the series whose labels contain `needle`.
 fn value(text: &str, metric: &str, needle: &str) -> Option<f64> {
@@ -32,79 +27,12 @@ fn config(dir: &Path, yaml: &str) -> PathBuf {
     path
 }
 
-/// Root with a writable cgroupfs; skips loudly otherwise (fails in CI).
-fn cgroups_writable(test: &str) -> bool {
-    let ok = unsafe { libc::geteuid() } == 0
-        && (Path::new("/sys/fs/cgroup/memory").is_dir() || Path::new("/sys/fs/cgroup/cgroup.controllers").exists());
-    if !ok {
-        assert!(std::env::var_os("CI").is_none(), "{test}: needs root and a writable cgroupfs");
-        eprintln!("SKIP {test}: needs root and a writable cgroupfs");
-    }
-    ok
-}
-
-/// The cgroup directories of one fake container, removed (after killing its processes) on drop.
-struct FakeContainer {
-    dirs: Vec<PathBuf>,
-    parents: Vec<PathBuf>,
-    procs: Vec<Proc>,
-}
-
-impl FakeContainer {
-    /// `/docker/<id>` in each v1 controller used (hybrid/v1), or in the v2 tree.
-    fn create(id: &str) -> FakeContainer {
-        let root = Path::new("/sys/fs/cgroup");
-        let mut fc = FakeContainer { dirs: Vec::new(), parents: Vec::new(), procs: Vec::new() };
-        let bases: Vec<PathBuf> = if root.join("cgroup.controllers").exists() {
-            vec![root.to_path_buf()]
-        } else {
-            ["cpu", "cpuacct", "memory", "pids"].iter().map(|c| root.join(c)).filter(|p| p.is_dir()).collect()
-        };
-        for base in bases {
-            let parent = base.join("docker");
-            if !parent.exists() {
-                std::fs::create_dir(&parent).unwrap();
-                fc.parents.push(parent.clone());
-                if base == root {
-                    // v2: hand the controllers down to /docker's children.
-                    let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+cpu +memory +pids");
-                }
-            }
-            let dir = parent.join(id);
-            std::fs::create_dir(&dir).unwrap();
-            fc.dirs.push(dir);
-        }
-        fc
-    }
-
-    /// Starts a shell that joins the cgroups, allocates ~40 MB and then burns CPU.
-    fn start_burner(&mut self) {
-        let joins: String = self.dirs.iter().map(|d| format!("echo $$ > {}/cgroup.procs; ", d.display())).collect();
-        let script = format!("{joins}v=$(head -c 40000000 /dev/zero | tr '\\0' a); while :; do :; done");
-        self.procs.push(Proc::spawn("burner", Command::new("sh").arg("-c").arg(script)));
-    }
-}
-
-impl Drop for FakeContainer {
-    fn drop(&mut self) {
-        self.procs.clear();
-        for dir in self.dirs.iter().chain(&self.parents) {
-            for _ in 0..50 {
-                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
-}
-
 #[test]
 fn real_cgroup_cpu_and_memory_rise() {
     if !cgroups_writable("real_cgroup_cpu_and_memory_rise") {
         return;
     }
-    let id = fake_id(1);
+    let id = support::fake_container_id(1);
     let mut fc = FakeContainer::create(&id);
     let dir = tempfile::tempdir().unwrap();
     // A socket that does not exist: names fall back to the short id and metadata_up says 0.
