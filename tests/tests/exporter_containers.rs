@@ -55,6 +55,15 @@ fn real_cgroup_cpu_and_memory_rise() {
     assert!(value(&later, "container_cpu_usage_seconds_total", &needle).unwrap() > cpu1, "CPU keeps rising");
     assert!(value(&later, "container_memory_working_set_bytes", &needle).unwrap() > 30e6, "working set {mem1}");
     assert!(value(&later, "container_processes", &needle).unwrap_or(1.0) >= 1.0);
+    // A restart between two scrapes: the same cgroup path removed and made again. The new
+    // cgroup's figures are reported (not the old open files'), with a later start time.
+    let start1 = value(&later, "container_start_time_seconds", &needle).unwrap();
+    drop(fc);
+    std::thread::sleep(Duration::from_millis(1100));
+    let fc = FakeContainer::create(&id);
+    let restarted = scrape(port);
+    assert!(value(&restarted, "container_start_time_seconds", &needle).unwrap() > start1, "{restarted}");
+    assert!(value(&restarted, "container_cpu_usage_seconds_total", &needle).unwrap() < cpu1, "the new cgroup's counter");
     drop(fc);
     let gone = scrape(port);
     assert!(!gone.contains(&id), "the removed cgroup is no longer reported");

@@ -275,17 +275,25 @@ impl Containers {
     /// Reads and emits one container.
     fn one(&self, state: &mut State, f: &Found, meta: &MetaMap, now: f64, fams: &mut Families) {
         let Some(layout) = state.layout.as_ref() else { return };
-        if !state.tracked.contains_key(&f.path) {
-            match open(layout, &f.path) {
-                Some(t) => {
-                    state.tracked.insert(f.path.clone(), t);
-                }
-                None => return,
+        let v2 = matches!(layout, Layout::V2 { .. });
+        let read = |t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>| if v2 { read_v2(t, buf, io) } else { read_v1(t, buf, io) };
+        let mut values = None;
+        if let Some(t) = state.tracked.get(&f.path) {
+            let v = read(t, &mut state.buf, &mut state.io);
+            // Nothing readable through the open files: the cgroup was removed and made again
+            // (a restart between two scrapes); open the new one below.
+            if v.iter().any(Option::is_some) {
+                values = Some(v);
+            } else {
+                state.tracked.remove(&f.path);
             }
         }
-        let Some(t) = state.tracked.get_mut(&f.path) else { return };
-        let v2 = matches!(layout, Layout::V2 { .. });
-        let values = if v2 { read_v2(t, &mut state.buf, &mut state.io) } else { read_v1(t, &mut state.buf, &mut state.io) };
+        if values.is_none() {
+            let Some(t) = open(layout, &f.path) else { return };
+            values = Some(read(&t, &mut state.buf, &mut state.io));
+            state.tracked.insert(f.path.clone(), t);
+        }
+        let (Some(values), Some(t)) = (values, state.tracked.get_mut(&f.path)) else { return };
         let m = meta.get(&f.id).map(|m| m.as_ref());
         let (name, image) = self.identity(f, m);
         let mut labels: Vec<(&str, &str)> = Vec::with_capacity(5 + self.label_names.len());
