@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this and nothing else).
 # 1. Installs what the tests need when it is missing (Debian packages: prometheus + promtool,
-#    prometheus-node-exporter, prometheus-blackbox-exporter, curl, git; the Rust components rustfmt and clippy).
+#    prometheus-node-exporter, prometheus-blackbox-exporter, curl, git, podman + runc + busybox-static
+#    for the containers tests; the Rust components rustfmt and clippy).
 # 2. cargo fmt --check, cargo clippy --all-targets -D warnings, builds the binaries, and runs
 #    cargo test --workspace (unit, fixture/golden, HTTP, CLI and real-Prometheus tests).
 # Tests that need a tool fail in CI when it is missing; elsewhere they print why they skip.
@@ -18,6 +19,9 @@ command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-expo
 command -v curl >/dev/null || missing+=(curl)
 command -v git >/dev/null || missing+=(git)
 command -v prometheus-blackbox-exporter >/dev/null || missing+=(prometheus-blackbox-exporter)
+command -v podman >/dev/null || missing+=(podman)
+command -v runc >/dev/null || missing+=(runc)
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing: ${missing[*]}"
   "${SUDO[@]}" apt-get update -qq

@@ -30,6 +30,8 @@ pub struct Config {
     pub health: crate::health::config::HealthConfig,
     #[serde(default, deserialize_with = "crate::git::config::optional_git")]
     pub git: crate::git::config::GitConfig,
+    #[serde(default)]
+    pub containers: ContainersConfig,
 }
 
 impl Config {
@@ -136,6 +138,54 @@ pub struct NetdevConfig {
 pub struct TextfileConfig {
     #[serde(default, deserialize_with = "optional_path")]
     pub directory: Option<PathBuf>,
+}
+
+/// `containers:` — where names come from and how much is exported.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainersConfig {
+    /// The Docker Engine API's unix socket (Podman's compatible one works too); empty: no names.
+    #[serde(default = "ContainersConfig::default_docker_socket", deserialize_with = "optional_path")]
+    pub docker_socket: Option<PathBuf>,
+    #[serde(default = "ContainersConfig::default_metadata_interval")]
+    pub metadata_interval: PromDuration,
+    #[serde(default = "ContainersConfig::default_metadata_timeout")]
+    pub metadata_timeout: PromDuration,
+    #[serde(default = "ContainersConfig::default_max_containers")]
+    pub max_containers: usize,
+    #[serde(default)]
+    pub systemd_services: bool,
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+impl ContainersConfig {
+    pub const DOCKER_SOCKET: &'static str = "/var/run/docker.sock";
+    fn default_docker_socket() -> Option<PathBuf> {
+        Some(PathBuf::from(Self::DOCKER_SOCKET))
+    }
+    fn default_metadata_interval() -> PromDuration {
+        PromDuration(std::time::Duration::from_secs(15))
+    }
+    fn default_metadata_timeout() -> PromDuration {
+        PromDuration(std::time::Duration::from_secs(5))
+    }
+    fn default_max_containers() -> usize {
+        1000
+    }
+}
+
+impl Default for ContainersConfig {
+    fn default() -> Self {
+        ContainersConfig {
+            docker_socket: Self::default_docker_socket(),
+            metadata_interval: Self::default_metadata_interval(),
+            metadata_timeout: Self::default_metadata_timeout(),
+            max_containers: Self::default_max_containers(),
+            systemd_services: false,
+            labels: Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]

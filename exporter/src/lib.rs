@@ -7,6 +7,7 @@ pub mod activity;
 pub mod cli;
 pub mod collector;
 pub mod config;
+pub mod containers;
 pub mod git;
 pub mod health;
 pub mod http;

@@ -395,3 +395,103 @@ pub fn static_server(content_type: &'static str, body: String) -> u16 {
     });
     port
 }
+
+// ---------------------------------------------------------------------------------------------
+// Container cgroups
+// ---------------------------------------------------------------------------------------------
+
+/// A 64-hex container id unique to this test process and `tag`.
+pub fn fake_container_id(tag: u32) -> String {
+    format!("{:08x}{:08x}{}", std::process::id(), tag, "0f".repeat(24))
+}
+
+/// Root with a writable cgroupfs; skips loudly otherwise (fails in CI).
+pub fn cgroups_writable(test: &str) -> bool {
+    let ok = unsafe { libc::geteuid() } == 0
+        && (Path::new("/sys/fs/cgroup/memory").is_dir() || Path::new("/sys/fs/cgroup/cgroup.controllers").exists());
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "{test}: needs root and a writable cgroupfs");
+        eprintln!("SKIP {test}: needs root and a writable cgroupfs");
+    }
+    ok
+}
+
+/// The cgroup directories of one fake container, removed (after killing its processes) on drop.
+pub struct FakeContainer {
+    pub dirs: Vec<PathBuf>,
+    parents: Vec<PathBuf>,
+    procs: Vec<Proc>,
+}
+
+impl FakeContainer {
+    /// `/docker/<id>` in each v1 controller used (hybrid/v1), or in the v2 tree.
+    pub fn create(id: &str) -> FakeContainer {
+        let root = Path::new("/sys/fs/cgroup");
+        let mut fc = FakeContainer { dirs: Vec::new(), parents: Vec::new(), procs: Vec::new() };
+        let bases: Vec<PathBuf> = if root.join("cgroup.controllers").exists() {
+            vec![root.to_path_buf()]
+        } else {
+            ["cpu", "cpuacct", "memory", "pids"].iter().map(|c| root.join(c)).filter(|p| p.is_dir()).collect()
+        };
+        for base in bases {
+            let parent = base.join("docker");
+            if !parent.exists() {
+                std::fs::create_dir(&parent).unwrap();
+                fc.parents.push(parent.clone());
+                if base == root {
+                    // v2: hand the controllers down to /docker's children.
+                    let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+cpu +memory +pids");
+                }
+            }
+            let dir = parent.join(id);
+            std::fs::create_dir(&dir).unwrap();
+            fc.dirs.push(dir);
+        }
+        fc
+    }
+
+    /// Starts a shell that joins the cgroups, allocates ~40 MB and then burns CPU.
+    pub fn start_burner(&mut self) {
+        let joins: String = self.dirs.iter().map(|d| format!("echo $$ > {}/cgroup.procs; ", d.display())).collect();
+        let script = format!("{joins}v=$(head -c 40000000 /dev/zero | tr '\\0' a); while :; do :; done");
+        self.procs.push(Proc::spawn("burner", Command::new("sh").arg("-c").arg(script)));
+    }
+}
+
+impl FakeContainer {
+    /// Starts a process that only sleeps in the cgroups.
+    pub fn start_sleeper(&mut self) {
+        let joins: String = self.dirs.iter().map(|d| format!("echo $$ > {}/cgroup.procs; ", d.display())).collect();
+        self.procs.push(Proc::spawn("sleeper", Command::new("sh").arg("-c").arg(format!("{joins}exec sleep 3600"))));
+    }
+
+    /// A CPU quota of half a core and a memory limit, in whichever layout the cgroups are.
+    pub fn limit(&self, memory_bytes: u64) {
+        for dir in &self.dirs {
+            for (file, value) in [
+                ("cpu.cfs_quota_us", "50000".to_string()),
+                ("cpu.max", "50000 100000".to_string()),
+                ("memory.limit_in_bytes", memory_bytes.to_string()),
+                ("memory.max", memory_bytes.to_string()),
+            ] {
+                if dir.join(file).exists() {
+                    std::fs::write(dir.join(file), value).unwrap_or_else(|e| panic!("{}/{file}: {e}", dir.display()));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for FakeContainer {
+    fn drop(&mut self) {
+        self.procs.clear();
+        for dir in self.dirs.iter().chain(&self.parents) {
+            for _ in 0..50 {
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
