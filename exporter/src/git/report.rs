@@ -9,7 +9,7 @@
 //!   `idle_started` one until their next event of either kind; the time between two events goes
 //!   to the state in force, split at midnight; time after the user's last event is not counted.
 //! - idle actions: `idle_action` events; file modifications: the sum of the events'
-//!   `details.file_modifications` (a number, when present).
+//!   `details.modified_files` (a number, when present; the field issue 8's activity event log writes).
 
 use super::timefmt::{date, parse_date, parse_rfc3339};
 use serde_json::Value;
@@ -78,7 +78,7 @@ pub fn add_activity_lines(report: &mut Report, text: &str, origin: &str) -> Resu
         let user = v["user"].as_str().ok_or_else(|| err("no user".into()))?.to_string();
         let time = v["timestamp"].as_str().and_then(parse_rfc3339).ok_or_else(|| err("bad or missing timestamp".into()))?;
         let kind = v["event_type"].as_str().ok_or_else(|| err("no event_type".into()))?.to_string();
-        let files = v["details"]["file_modifications"].as_u64().unwrap_or(0);
+        let files = v["details"]["modified_files"].as_u64().unwrap_or(0);
         events.push((user, time, kind, files));
     }
     events.sort();
@@ -252,10 +252,10 @@ mod tests {
     #[test]
     fn activity_splits_at_midnight_and_counts_actions() {
         let mut r = Report::new();
-        let log = r#"{"timestamp":"2024-05-01T23:30:00Z","user":"al","event_type":"activity_detected","details":{"file_modifications":3}}
+        let log = r#"{"timestamp":"2024-05-01T23:30:00Z","user":"al","event_type":"activity_detected","details":{"modified_files":3}}
 {"timestamp":"2024-05-02T00:10:00Z","user":"al","event_type":"idle_started","details":{}}
 {"timestamp":"2024-05-02T00:40:00Z","user":"al","event_type":"idle_action","details":{"action":"suspend"}}
-{"timestamp":"2024-05-02T01:00:00Z","user":"al","event_type":"activity_detected","details":{"file_modifications":2}}"#;
+{"timestamp":"2024-05-02T01:00:00Z","user":"al","event_type":"activity_detected","details":{"modified_files":2}}"#;
         add_activity_lines(&mut r, log, "x").unwrap();
         let d1 = parse_date("2024-05-01").unwrap();
         let text = csv(&rows(&r, d1, d1 + 1));
