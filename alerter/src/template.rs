@@ -1623,7 +1623,7 @@ fn humanize_timestamp(v: f64) -> Result<String, String> {
     let ms = go_int64(ns) / 1_000_000;
     let secs = ms.div_euclid(1000);
     let frac = ms.rem_euclid(1000);
-    let (y, m, d) = crate::timefmt::civil_from_days(secs.div_euclid(86_400));
+    let (y, m, d) = fleetwatch_common::calendar::civil_from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
     let mut out = format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
     if frac != 0 {

@@ -3,6 +3,7 @@
 //! formats (encoding and parsing), the outgoing HTTP client, and the HTTP server with TLS and basic auth in the
 //! exporter-toolkit web-config format.
 
+pub mod calendar;
 pub mod client;
 pub mod client_config;
 pub mod config;
