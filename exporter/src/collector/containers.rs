@@ -17,7 +17,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The per-container scalar families, in output order: (name, help, type).
 const SCALARS: [(&str, &str, bool); 18] = [
@@ -137,7 +137,16 @@ struct Tracked {
     start_time: f64,
     /// The process whose network namespace is read, and its net/dev (None: host namespace).
     net: Option<(u32, Option<File>)>,
+    /// Limits (memory limit, CPU quota, period, shares) and when they were last read.
+    spec: [Option<f64>; 4],
+    spec_read: Option<Instant>,
 }
+
+/// How long limits and the process whose network namespace is read are taken as known: they
+/// rarely change (`docker update`), and re-reading five files per container every scrape would
+/// cost a third of the collector's time.
+const SPEC_REFRESH: Duration = Duration::from_secs(30);
+const SPEC_SLOTS: [usize; 4] = [ix::LIMIT, ix::QUOTA, ix::PERIOD, ix::SHARES];
 
 /// What a scrape keeps for the next: the layout, open files, device names, the read buffer.
 #[derive(Default)]
@@ -276,21 +285,34 @@ impl Containers {
     fn one(&self, state: &mut State, f: &Found, meta: &MetaMap, now: f64, fams: &mut Families) {
         let Some(layout) = state.layout.as_ref() else { return };
         let v2 = matches!(layout, Layout::V2 { .. });
-        let read = |t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>| if v2 { read_v2(t, buf, io) } else { read_v1(t, buf, io) };
-        let mut values = None;
-        if let Some(t) = state.tracked.get(&f.path) {
-            let v = read(t, &mut state.buf, &mut state.io);
+        let read = |t: &mut Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>| {
+            let mut v = if v2 { read_v2(t, buf, io) } else { read_v1(t, buf, io) };
             // Nothing readable through the open files: the cgroup was removed and made again
-            // (a restart between two scrapes); open the new one below.
-            if v.iter().any(Option::is_some) {
-                values = Some(v);
-            } else {
+            // (a restart between two scrapes), or is gone.
+            if v.iter().all(Option::is_none) {
+                return None;
+            }
+            if t.spec_read.is_none_or(|at| at.elapsed() >= SPEC_REFRESH) {
+                t.spec = if v2 { spec_v2(t, buf) } else { spec_v1(t, buf) };
+                t.spec_read = Some(Instant::now());
+                t.net = None;
+            }
+            for (i, value) in SPEC_SLOTS.iter().zip(t.spec) {
+                v[*i] = value;
+            }
+            Some(v)
+        };
+        let mut values = None;
+        if let Some(t) = state.tracked.get_mut(&f.path) {
+            values = read(t, &mut state.buf, &mut state.io);
+            if values.is_none() {
+                // Open the new cgroup below.
                 state.tracked.remove(&f.path);
             }
         }
         if values.is_none() {
-            let Some(t) = open(layout, &f.path) else { return };
-            values = Some(read(&t, &mut state.buf, &mut state.io));
+            let Some(mut t) = open(layout, &f.path) else { return };
+            values = read(&mut t, &mut state.buf, &mut state.io);
             state.tracked.insert(f.path.clone(), t);
         }
         let (Some(values), Some(t)) = (values, state.tracked.get_mut(&f.path)) else { return };
@@ -331,8 +353,8 @@ impl Containers {
 
     /// Network counters from the namespace of the container's first process, when it has its own.
     fn network(&self, t: &mut Tracked, buf: &mut Vec<u8>, labels: &[(&str, &str)], fams: &mut Families) {
-        let Some(pid) = read(t.files[Slot::Procs as usize].as_ref(), buf).and_then(parse::first_pid) else { return };
-        if t.net.as_ref().is_none_or(|(p, _)| *p != pid) {
+        if t.net.is_none() {
+            let Some(pid) = read(t.files[Slot::Procs as usize].as_ref(), buf).and_then(parse::first_pid) else { return };
             t.net = Some((pid, self.open_net_dev(pid)));
         }
         let Some((_, Some(file))) = &t.net else { return };
@@ -430,7 +452,7 @@ fn open(layout: &Layout, rel: &str) -> Option<Tracked> {
         }
     }
     let start_time = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    Some(Tracked { files, start_time, net: None })
+    Some(Tracked { files, start_time, net: None, spec: [None; 4], spec_read: None })
 }
 
 /// Reads a whole file from offset 0 into `buf`; `None` when absent, unreadable or not UTF-8.
@@ -444,8 +466,15 @@ fn read<'a>(file: Option<&File>, buf: &'a mut Vec<u8>) -> Option<&'a str> {
         if len == buf.len() {
             buf.resize(buf.len() * 2, 0);
         }
+        let room = buf.len() - len;
         match file.read_at(&mut buf[len..], len as u64) {
             Ok(0) => break,
+            // cgroupfs and procfs fill the buffer up to the end of the file in one read: a short
+            // read is the end (this saves the second, empty read per file).
+            Ok(n) if n < room => {
+                len += n;
+                break;
+            }
             Ok(n) => len += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return None,
@@ -472,11 +501,6 @@ fn read_v2(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>) -> Values {
         (v[ix::PERIODS], v[ix::THROTTLED], v[ix::THROTTLED_SECS]) =
             (periods.map(|x| x as f64), throttled.map(|x| x as f64), secs(throttled_us));
     }
-    if let Some(text) = slot(t, Slot::CpuMax, buf) {
-        let (quota, period) = parse::cpu_max(text);
-        (v[ix::QUOTA], v[ix::PERIOD]) = (quota.map(|x| x as f64), period.map(|x| x as f64));
-    }
-    v[ix::SHARES] = slot(t, Slot::Shares, buf).and_then(parse::single).map(|w| parse::weight_to_shares(w) as f64);
     v[ix::MEM] = int(t, Slot::MemUsage, buf);
     if let Some(text) = slot(t, Slot::MemStat, buf) {
         let [anon, file, inactive] = parse::keyed(text, ["anon", "file", "inactive_file"]);
@@ -487,7 +511,6 @@ fn read_v2(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>) -> Values {
         let [max, oom] = parse::keyed(text, ["max", "oom_kill"]);
         (v[ix::FAILCNT], v[ix::OOM]) = (max.map(|x| x as f64), oom.map(|x| x as f64));
     }
-    v[ix::LIMIT] = slot(t, Slot::MemLimit, buf).and_then(parse::memory_limit).map(|x| x as f64);
     v[ix::SWAP] = int(t, Slot::MemSwap, buf);
     v[ix::PIDS] = int(t, Slot::Pids, buf);
     match slot(t, Slot::Io, buf) {
@@ -511,9 +534,6 @@ fn read_v1(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>) -> Values {
         v[ix::THROTTLED] = throttled.map(|x| x as f64);
         v[ix::THROTTLED_SECS] = throttled_ns.map(|x| x as f64 / 1e9);
     }
-    v[ix::QUOTA] = slot(t, Slot::CfsQuota, buf).and_then(parse::v1_quota).map(|x| x as f64);
-    v[ix::PERIOD] = int(t, Slot::CfsPeriod, buf);
-    v[ix::SHARES] = int(t, Slot::Shares, buf);
     v[ix::MEM] = int(t, Slot::MemUsage, buf);
     if let Some(text) = slot(t, Slot::MemStat, buf) {
         let [rss, cache, inactive, swap] = parse::keyed(text, ["total_rss", "total_cache", "total_inactive_file", "total_swap"]);
@@ -526,7 +546,6 @@ fn read_v1(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>) -> Values {
         v[ix::SWAP] = int(t, Slot::MemSwap, buf).zip(v[ix::MEM]).map(|(sw, m)| (sw - m).max(0.0));
     }
     v[ix::FAILCNT] = int(t, Slot::MemFailcnt, buf);
-    v[ix::LIMIT] = slot(t, Slot::MemLimit, buf).and_then(parse::memory_limit).map(|x| x as f64);
     v[ix::OOM] = slot(t, Slot::OomControl, buf).and_then(|text| parse::keyed(text, ["oom_kill"])[0]).map(|x| x as f64);
     v[ix::PIDS] = int(t, Slot::Pids, buf);
     match slot(t, Slot::Io, buf) {
@@ -534,6 +553,21 @@ fn read_v1(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>) -> Values {
         None => io.clear(),
     }
     v
+}
+
+/// cgroup v2 limits in `SPEC_SLOTS` order: memory.max, cpu.max (quota, period), cpu.weight.
+fn spec_v2(t: &Tracked, buf: &mut Vec<u8>) -> [Option<f64>; 4] {
+    let limit = slot(t, Slot::MemLimit, buf).and_then(parse::memory_limit).map(|x| x as f64);
+    let (quota, period) = slot(t, Slot::CpuMax, buf).map(parse::cpu_max).unwrap_or_default();
+    let shares = slot(t, Slot::Shares, buf).and_then(parse::single).map(|w| parse::weight_to_shares(w) as f64);
+    [limit, quota.map(|x| x as f64), period.map(|x| x as f64), shares]
+}
+
+/// cgroup v1 limits in `SPEC_SLOTS` order.
+fn spec_v1(t: &Tracked, buf: &mut Vec<u8>) -> [Option<f64>; 4] {
+    let limit = slot(t, Slot::MemLimit, buf).and_then(parse::memory_limit).map(|x| x as f64);
+    let quota = slot(t, Slot::CfsQuota, buf).and_then(parse::v1_quota).map(|x| x as f64);
+    [limit, quota, int(t, Slot::CfsPeriod, buf), int(t, Slot::Shares, buf)]
 }
 
 /// `/dev/<name>` of a block device from `<sysfs>/dev/block/<major>:<minor>`, cached; the
