@@ -5,7 +5,8 @@
 #   - daemon CPU per scrape with no containers and with CONTAINERS of them, and the difference
 #     per container and scrape (target < 20 µs);
 #   - RSS after warm-up scrapes with no containers and with CONTAINERS, and the growth per
-#     container (target < 2 KB).
+#     container (target < 2 KB); and the host's unreclaimable kernel memory before and after the
+#     exporter first reads the containers (its open cgroup files hold read buffers in the kernel).
 # There is no peer here: cAdvisor is not packaged in Debian.
 #
 # Usage: sudo benches/containers.sh          (root: it writes to /sys/fs/cgroup)
@@ -129,15 +130,18 @@ phase() {
     echo "$seen $((t1 - t0)) $(status_kb "$EXPORTER_PID" VmRSS)"
 }
 
+slab_kb() { awk '$1 == "SUnreclaim:" { print $2 }' /proc/meminfo; }
 read -r seen0 ticks0 rss0 < <(phase)
 make_containers
+slab0=$(slab_kb)
 read -r seen1 ticks1 rss1 < <(phase)
+slab1=$(slab_kb)
 hwm=$(status_kb "$EXPORTER_PID" VmHWM)
 [[ $seen1 -eq $CONTAINERS ]] || die "the exporter saw $seen1 containers, expected $CONTAINERS"
 
-python3 - "$LAYOUT" "$CONTAINERS" "$SCRAPES" "$CLK_TCK" "$seen0" "$ticks0" "$rss0" "$ticks1" "$rss1" "$hwm" <<'PY'
+python3 - "$LAYOUT" "$CONTAINERS" "$SCRAPES" "$CLK_TCK" "$seen0" "$ticks0" "$rss0" "$ticks1" "$rss1" "$hwm" "$slab0" "$slab1" <<'PY'
 import sys
-layout, n, scrapes, hz, seen0, t0, rss0, t1, rss1, hwm = sys.argv[1], *map(int, sys.argv[2:])
+layout, n, scrapes, hz, seen0, t0, rss0, t1, rss1, hwm, slab0, slab1 = sys.argv[1], *map(int, sys.argv[2:])
 per0 = t0 / hz / scrapes * 1e6
 per1 = t1 / hz / scrapes * 1e6
 per_container = (per1 - per0) / n
@@ -149,4 +153,5 @@ print(f"| {seen0} | {per0:.0f} µs | {rss0 / 1024:.1f} MiB |")
 print(f"| {n} | {per1:.0f} µs | {rss1 / 1024:.1f} MiB (peak {hwm / 1024:.1f} MiB) |")
 print(f"CPU per container per scrape: {per_container:.1f} µs (target < 20 µs)")
 print(f"RSS growth per container: {growth:.0f} bytes (target < 2048)")
+print(f"kernel memory (SUnreclaim, whole host) while the exporter's files are open: {(slab1 - slab0) * 1024 / n:.0f} bytes per container")
 PY

@@ -14,7 +14,7 @@ use fleetwatch_common::expfmt::Family;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -66,7 +66,7 @@ mod ix {
 type Values = [Option<f64>; SCALARS.len()];
 
 /// The files read per container, by what they hold.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Slot {
     CpuStat,
     CpuacctUsage,
@@ -293,7 +293,8 @@ impl Containers {
                 return None;
             }
             if t.spec_read.is_none_or(|at| at.elapsed() >= SPEC_REFRESH) {
-                t.spec = if v2 { spec_v2(t, buf) } else { spec_v1(t, buf) };
+                let get = |slot| read_once(layout, &f.path, slot);
+                t.spec = if v2 { spec_v2(get) } else { spec_v1(get) };
                 t.spec_read = Some(Instant::now());
                 t.net = None;
             }
@@ -348,13 +349,13 @@ impl Containers {
         }
         fams.start.add(&labels, t.start_time);
         fams.last_seen.add(&labels, now);
-        self.network(t, &mut state.buf, &labels, fams);
+        self.network(t, layout, &f.path, &mut state.buf, &labels, fams);
     }
 
     /// Network counters from the namespace of the container's first process, when it has its own.
-    fn network(&self, t: &mut Tracked, buf: &mut Vec<u8>, labels: &[(&str, &str)], fams: &mut Families) {
+    fn network(&self, t: &mut Tracked, layout: &Layout, rel: &str, buf: &mut Vec<u8>, labels: &[(&str, &str)], fams: &mut Families) {
         if t.net.is_none() {
-            let Some(pid) = read(t.files[Slot::Procs as usize].as_ref(), buf).and_then(parse::first_pid) else { return };
+            let Some(pid) = read_once(layout, rel, Slot::Procs).as_deref().and_then(parse::first_pid) else { return };
             t.net = Some((pid, self.open_net_dev(pid)));
         }
         let Some((_, Some(file))) = &t.net else { return };
@@ -428,31 +429,65 @@ impl Families {
 /// without that file). `None` when the cgroup vanished.
 fn open(layout: &Layout, rel: &str) -> Option<Tracked> {
     let mut files: [Option<File>; SLOTS] = Default::default();
-    let under = |root: &Path| root.join(rel.trim_start_matches('/'));
-    let dir = under(layout.walk_root()?);
-    let meta = std::fs::metadata(&dir).ok()?;
-    match layout {
-        Layout::V2 { .. } => {
-            for (slot, name) in V2_FILES {
-                files[slot as usize] = File::open(dir.join(name)).ok();
-            }
-        }
-        Layout::V1 { controllers: c, .. } => {
-            for (slot, ctl, name) in V1_FILES {
-                let root = match ctl {
-                    Ctl::Cpu => c.cpu.as_deref(),
-                    Ctl::Cpuacct => c.cpuacct.as_deref(),
-                    Ctl::Memory => c.memory.as_deref(),
-                    Ctl::Blkio => c.blkio.as_deref(),
-                    Ctl::Pids => c.pids.as_deref(),
-                    Ctl::Walk => layout.walk_root(),
-                };
-                files[slot as usize] = root.and_then(|r| File::open(under(r).join(name)).ok());
-            }
+    let meta = std::fs::metadata(layout.walk_root()?.join(rel.trim_start_matches('/'))).ok()?;
+    for (i, file) in files.iter_mut().enumerate() {
+        let slot = ALL_SLOTS[i];
+        if !ON_DEMAND.contains(&slot) {
+            *file = path_of(layout, rel, slot).and_then(|p| File::open(p).ok());
         }
     }
     let start_time = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs_f64()).unwrap_or(0.0);
     Some(Tracked { files, start_time, net: None, spec: [None; 4], spec_read: None })
+}
+
+/// Files read only every `SPEC_REFRESH`: opened, read and closed then, rather than kept open
+/// (each open cgroup file holds a page of kernel memory for its read buffer).
+const ON_DEMAND: [Slot; 6] = [Slot::CpuMax, Slot::CfsQuota, Slot::CfsPeriod, Slot::Shares, Slot::MemLimit, Slot::Procs];
+
+const ALL_SLOTS: [Slot; SLOTS] = [
+    Slot::CpuStat,
+    Slot::CpuacctUsage,
+    Slot::CpuacctStat,
+    Slot::CpuMax,
+    Slot::CfsQuota,
+    Slot::CfsPeriod,
+    Slot::Shares,
+    Slot::MemUsage,
+    Slot::MemStat,
+    Slot::MemEvents,
+    Slot::MemFailcnt,
+    Slot::MemLimit,
+    Slot::MemSwap,
+    Slot::OomControl,
+    Slot::Io,
+    Slot::Pids,
+    Slot::Procs,
+];
+
+/// Where a slot's file is for the cgroup `rel` (`None`: not in this layout, or its controller
+/// is not mounted).
+fn path_of(layout: &Layout, rel: &str, slot: Slot) -> Option<PathBuf> {
+    let rel = rel.trim_start_matches('/');
+    match layout {
+        Layout::V2 { root } => V2_FILES.iter().find(|(s, _)| *s == slot).map(|(_, name)| root.join(rel).join(name)),
+        Layout::V1 { controllers: c, .. } => {
+            let (_, ctl, name) = V1_FILES.iter().find(|(s, _, _)| *s == slot)?;
+            let root = match ctl {
+                Ctl::Cpu => c.cpu.as_deref(),
+                Ctl::Cpuacct => c.cpuacct.as_deref(),
+                Ctl::Memory => c.memory.as_deref(),
+                Ctl::Blkio => c.blkio.as_deref(),
+                Ctl::Pids => c.pids.as_deref(),
+                Ctl::Walk => layout.walk_root(),
+            };
+            Some(root?.join(rel).join(name))
+        }
+    }
+}
+
+/// Opens, reads and closes one of the `ON_DEMAND` files.
+fn read_once(layout: &Layout, rel: &str, slot: Slot) -> Option<String> {
+    super::read_small(&path_of(layout, rel, slot)?).ok()
 }
 
 /// Reads a whole file from offset 0 into `buf`; `None` when absent, unreadable or not UTF-8.
@@ -556,18 +591,19 @@ fn read_v1(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>) -> Values {
 }
 
 /// cgroup v2 limits in `SPEC_SLOTS` order: memory.max, cpu.max (quota, period), cpu.weight.
-fn spec_v2(t: &Tracked, buf: &mut Vec<u8>) -> [Option<f64>; 4] {
-    let limit = slot(t, Slot::MemLimit, buf).and_then(parse::memory_limit).map(|x| x as f64);
-    let (quota, period) = slot(t, Slot::CpuMax, buf).map(parse::cpu_max).unwrap_or_default();
-    let shares = slot(t, Slot::Shares, buf).and_then(parse::single).map(|w| parse::weight_to_shares(w) as f64);
+fn spec_v2(get: impl Fn(Slot) -> Option<String>) -> [Option<f64>; 4] {
+    let limit = get(Slot::MemLimit).as_deref().and_then(parse::memory_limit).map(|x| x as f64);
+    let (quota, period) = get(Slot::CpuMax).as_deref().map(parse::cpu_max).unwrap_or_default();
+    let shares = get(Slot::Shares).as_deref().and_then(parse::single).map(|w| parse::weight_to_shares(w) as f64);
     [limit, quota.map(|x| x as f64), period.map(|x| x as f64), shares]
 }
 
 /// cgroup v1 limits in `SPEC_SLOTS` order.
-fn spec_v1(t: &Tracked, buf: &mut Vec<u8>) -> [Option<f64>; 4] {
-    let limit = slot(t, Slot::MemLimit, buf).and_then(parse::memory_limit).map(|x| x as f64);
-    let quota = slot(t, Slot::CfsQuota, buf).and_then(parse::v1_quota).map(|x| x as f64);
-    [limit, quota, int(t, Slot::CfsPeriod, buf), int(t, Slot::Shares, buf)]
+fn spec_v1(get: impl Fn(Slot) -> Option<String>) -> [Option<f64>; 4] {
+    let limit = get(Slot::MemLimit).as_deref().and_then(parse::memory_limit).map(|x| x as f64);
+    let quota = get(Slot::CfsQuota).as_deref().and_then(parse::v1_quota).map(|x| x as f64);
+    let int = |s| get(s).as_deref().and_then(parse::single).map(|x| x as f64);
+    [limit, quota, int(Slot::CfsPeriod), int(Slot::Shares)]
 }
 
 /// `/dev/<name>` of a block device from `<sysfs>/dev/block/<major>:<minor>`, cached; the
@@ -589,6 +625,13 @@ mod tests {
     fn label_names_are_sanitised() {
         assert_eq!(label_name("com.docker.compose.service"), "container_label_com_docker_compose_service");
         assert_eq!(label_name("app"), "container_label_app");
+    }
+
+    #[test]
+    fn slot_table_is_in_enum_order() {
+        for (i, slot) in ALL_SLOTS.iter().enumerate() {
+            assert_eq!(*slot as usize, i);
+        }
     }
 
     #[test]
