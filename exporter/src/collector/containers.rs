@@ -14,10 +14,10 @@ use fleetwatch_common::expfmt::Family;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The per-container scalar families, in output order: (name, help, type).
 const SCALARS: [(&str, &str, bool); 18] = [
@@ -66,7 +66,7 @@ mod ix {
 type Values = [Option<f64>; SCALARS.len()];
 
 /// The files read per container, by what they hold.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Slot {
     CpuStat,
     CpuacctUsage,
@@ -137,7 +137,16 @@ struct Tracked {
     start_time: f64,
     /// The process whose network namespace is read, and its net/dev (None: host namespace).
     net: Option<(u32, Option<File>)>,
+    /// Limits (memory limit, CPU quota, period, shares) and when they were last read.
+    spec: [Option<f64>; 4],
+    spec_read: Option<Instant>,
 }
+
+/// How long limits and the process whose network namespace is read are taken as known: they
+/// rarely change (`docker update`), and re-reading five files per container every scrape would
+/// cost a third of the collector's time.
+const SPEC_REFRESH: Duration = Duration::from_secs(30);
+const SPEC_SLOTS: [usize; 4] = [ix::LIMIT, ix::QUOTA, ix::PERIOD, ix::SHARES];
 
 /// What a scrape keeps for the next: the layout, open files, device names, the read buffer.
 #[derive(Default)]
@@ -276,21 +285,35 @@ impl Containers {
     fn one(&self, state: &mut State, f: &Found, meta: &MetaMap, now: f64, fams: &mut Families) {
         let Some(layout) = state.layout.as_ref() else { return };
         let v2 = matches!(layout, Layout::V2 { .. });
-        let read = |t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>| if v2 { read_v2(t, buf, io) } else { read_v1(t, buf, io) };
-        let mut values = None;
-        if let Some(t) = state.tracked.get(&f.path) {
-            let v = read(t, &mut state.buf, &mut state.io);
+        let read = |t: &mut Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>| {
+            let mut v = if v2 { read_v2(t, buf, io) } else { read_v1(t, buf, io) };
             // Nothing readable through the open files: the cgroup was removed and made again
-            // (a restart between two scrapes); open the new one below.
-            if v.iter().any(Option::is_some) {
-                values = Some(v);
-            } else {
+            // (a restart between two scrapes), or is gone.
+            if v.iter().all(Option::is_none) {
+                return None;
+            }
+            if t.spec_read.is_none_or(|at| at.elapsed() >= SPEC_REFRESH) {
+                let get = |slot| read_once(layout, &f.path, slot);
+                t.spec = if v2 { spec_v2(get) } else { spec_v1(get) };
+                t.spec_read = Some(Instant::now());
+                t.net = None;
+            }
+            for (i, value) in SPEC_SLOTS.iter().zip(t.spec) {
+                v[*i] = value;
+            }
+            Some(v)
+        };
+        let mut values = None;
+        if let Some(t) = state.tracked.get_mut(&f.path) {
+            values = read(t, &mut state.buf, &mut state.io);
+            if values.is_none() {
+                // Open the new cgroup below.
                 state.tracked.remove(&f.path);
             }
         }
         if values.is_none() {
-            let Some(t) = open(layout, &f.path) else { return };
-            values = Some(read(&t, &mut state.buf, &mut state.io));
+            let Some(mut t) = open(layout, &f.path) else { return };
+            values = read(&mut t, &mut state.buf, &mut state.io);
             state.tracked.insert(f.path.clone(), t);
         }
         let (Some(values), Some(t)) = (values, state.tracked.get_mut(&f.path)) else { return };
@@ -326,13 +349,13 @@ impl Containers {
         }
         fams.start.add(&labels, t.start_time);
         fams.last_seen.add(&labels, now);
-        self.network(t, &mut state.buf, &labels, fams);
+        self.network(t, layout, &f.path, &mut state.buf, &labels, fams);
     }
 
     /// Network counters from the namespace of the container's first process, when it has its own.
-    fn network(&self, t: &mut Tracked, buf: &mut Vec<u8>, labels: &[(&str, &str)], fams: &mut Families) {
-        let Some(pid) = read(t.files[Slot::Procs as usize].as_ref(), buf).and_then(parse::first_pid) else { return };
-        if t.net.as_ref().is_none_or(|(p, _)| *p != pid) {
+    fn network(&self, t: &mut Tracked, layout: &Layout, rel: &str, buf: &mut Vec<u8>, labels: &[(&str, &str)], fams: &mut Families) {
+        if t.net.is_none() {
+            let Some(pid) = read_once(layout, rel, Slot::Procs).as_deref().and_then(parse::first_pid) else { return };
             t.net = Some((pid, self.open_net_dev(pid)));
         }
         let Some((_, Some(file))) = &t.net else { return };
@@ -406,31 +429,65 @@ impl Families {
 /// without that file). `None` when the cgroup vanished.
 fn open(layout: &Layout, rel: &str) -> Option<Tracked> {
     let mut files: [Option<File>; SLOTS] = Default::default();
-    let under = |root: &Path| root.join(rel.trim_start_matches('/'));
-    let dir = under(layout.walk_root()?);
-    let meta = std::fs::metadata(&dir).ok()?;
-    match layout {
-        Layout::V2 { .. } => {
-            for (slot, name) in V2_FILES {
-                files[slot as usize] = File::open(dir.join(name)).ok();
-            }
-        }
-        Layout::V1 { controllers: c, .. } => {
-            for (slot, ctl, name) in V1_FILES {
-                let root = match ctl {
-                    Ctl::Cpu => c.cpu.as_deref(),
-                    Ctl::Cpuacct => c.cpuacct.as_deref(),
-                    Ctl::Memory => c.memory.as_deref(),
-                    Ctl::Blkio => c.blkio.as_deref(),
-                    Ctl::Pids => c.pids.as_deref(),
-                    Ctl::Walk => layout.walk_root(),
-                };
-                files[slot as usize] = root.and_then(|r| File::open(under(r).join(name)).ok());
-            }
+    let meta = std::fs::metadata(layout.walk_root()?.join(rel.trim_start_matches('/'))).ok()?;
+    for (i, file) in files.iter_mut().enumerate() {
+        let slot = ALL_SLOTS[i];
+        if !ON_DEMAND.contains(&slot) {
+            *file = path_of(layout, rel, slot).and_then(|p| File::open(p).ok());
         }
     }
     let start_time = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    Some(Tracked { files, start_time, net: None })
+    Some(Tracked { files, start_time, net: None, spec: [None; 4], spec_read: None })
+}
+
+/// Files read only every `SPEC_REFRESH`: opened, read and closed then, rather than kept open
+/// (each open cgroup file holds a page of kernel memory for its read buffer).
+const ON_DEMAND: [Slot; 6] = [Slot::CpuMax, Slot::CfsQuota, Slot::CfsPeriod, Slot::Shares, Slot::MemLimit, Slot::Procs];
+
+const ALL_SLOTS: [Slot; SLOTS] = [
+    Slot::CpuStat,
+    Slot::CpuacctUsage,
+    Slot::CpuacctStat,
+    Slot::CpuMax,
+    Slot::CfsQuota,
+    Slot::CfsPeriod,
+    Slot::Shares,
+    Slot::MemUsage,
+    Slot::MemStat,
+    Slot::MemEvents,
+    Slot::MemFailcnt,
+    Slot::MemLimit,
+    Slot::MemSwap,
+    Slot::OomControl,
+    Slot::Io,
+    Slot::Pids,
+    Slot::Procs,
+];
+
+/// Where a slot's file is for the cgroup `rel` (`None`: not in this layout, or its controller
+/// is not mounted).
+fn path_of(layout: &Layout, rel: &str, slot: Slot) -> Option<PathBuf> {
+    let rel = rel.trim_start_matches('/');
+    match layout {
+        Layout::V2 { root } => V2_FILES.iter().find(|(s, _)| *s == slot).map(|(_, name)| root.join(rel).join(name)),
+        Layout::V1 { controllers: c, .. } => {
+            let (_, ctl, name) = V1_FILES.iter().find(|(s, _, _)| *s == slot)?;
+            let root = match ctl {
+                Ctl::Cpu => c.cpu.as_deref(),
+                Ctl::Cpuacct => c.cpuacct.as_deref(),
+                Ctl::Memory => c.memory.as_deref(),
+                Ctl::Blkio => c.blkio.as_deref(),
+                Ctl::Pids => c.pids.as_deref(),
+                Ctl::Walk => layout.walk_root(),
+            };
+            Some(root?.join(rel).join(name))
+        }
+    }
+}
+
+/// Opens, reads and closes one of the `ON_DEMAND` files.
+fn read_once(layout: &Layout, rel: &str, slot: Slot) -> Option<String> {
+    super::read_small(&path_of(layout, rel, slot)?).ok()
 }
 
 /// Reads a whole file from offset 0 into `buf`; `None` when absent, unreadable or not UTF-8.
@@ -444,8 +501,15 @@ fn read<'a>(file: Option<&File>, buf: &'a mut Vec<u8>) -> Option<&'a str> {
         if len == buf.len() {
             buf.resize(buf.len() * 2, 0);
         }
+        let room = buf.len() - len;
         match file.read_at(&mut buf[len..], len as u64) {
             Ok(0) => break,
+            // cgroupfs and procfs fill the buffer up to the end of the file in one read: a short
+            // read is the end (this saves the second, empty read per file).
+            Ok(n) if n < room => {
+                len += n;
+                break;
+            }
             Ok(n) => len += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return None,
@@ -472,11 +536,6 @@ fn read_v2(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>) -> Values {
         (v[ix::PERIODS], v[ix::THROTTLED], v[ix::THROTTLED_SECS]) =
             (periods.map(|x| x as f64), throttled.map(|x| x as f64), secs(throttled_us));
     }
-    if let Some(text) = slot(t, Slot::CpuMax, buf) {
-        let (quota, period) = parse::cpu_max(text);
-        (v[ix::QUOTA], v[ix::PERIOD]) = (quota.map(|x| x as f64), period.map(|x| x as f64));
-    }
-    v[ix::SHARES] = slot(t, Slot::Shares, buf).and_then(parse::single).map(|w| parse::weight_to_shares(w) as f64);
     v[ix::MEM] = int(t, Slot::MemUsage, buf);
     if let Some(text) = slot(t, Slot::MemStat, buf) {
         let [anon, file, inactive] = parse::keyed(text, ["anon", "file", "inactive_file"]);
@@ -487,7 +546,6 @@ fn read_v2(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>) -> Values {
         let [max, oom] = parse::keyed(text, ["max", "oom_kill"]);
         (v[ix::FAILCNT], v[ix::OOM]) = (max.map(|x| x as f64), oom.map(|x| x as f64));
     }
-    v[ix::LIMIT] = slot(t, Slot::MemLimit, buf).and_then(parse::memory_limit).map(|x| x as f64);
     v[ix::SWAP] = int(t, Slot::MemSwap, buf);
     v[ix::PIDS] = int(t, Slot::Pids, buf);
     match slot(t, Slot::Io, buf) {
@@ -511,9 +569,6 @@ fn read_v1(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>) -> Values {
         v[ix::THROTTLED] = throttled.map(|x| x as f64);
         v[ix::THROTTLED_SECS] = throttled_ns.map(|x| x as f64 / 1e9);
     }
-    v[ix::QUOTA] = slot(t, Slot::CfsQuota, buf).and_then(parse::v1_quota).map(|x| x as f64);
-    v[ix::PERIOD] = int(t, Slot::CfsPeriod, buf);
-    v[ix::SHARES] = int(t, Slot::Shares, buf);
     v[ix::MEM] = int(t, Slot::MemUsage, buf);
     if let Some(text) = slot(t, Slot::MemStat, buf) {
         let [rss, cache, inactive, swap] = parse::keyed(text, ["total_rss", "total_cache", "total_inactive_file", "total_swap"]);
@@ -526,7 +581,6 @@ fn read_v1(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>) -> Values {
         v[ix::SWAP] = int(t, Slot::MemSwap, buf).zip(v[ix::MEM]).map(|(sw, m)| (sw - m).max(0.0));
     }
     v[ix::FAILCNT] = int(t, Slot::MemFailcnt, buf);
-    v[ix::LIMIT] = slot(t, Slot::MemLimit, buf).and_then(parse::memory_limit).map(|x| x as f64);
     v[ix::OOM] = slot(t, Slot::OomControl, buf).and_then(|text| parse::keyed(text, ["oom_kill"])[0]).map(|x| x as f64);
     v[ix::PIDS] = int(t, Slot::Pids, buf);
     match slot(t, Slot::Io, buf) {
@@ -534,6 +588,22 @@ fn read_v1(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>) -> Values {
         None => io.clear(),
     }
     v
+}
+
+/// cgroup v2 limits in `SPEC_SLOTS` order: memory.max, cpu.max (quota, period), cpu.weight.
+fn spec_v2(get: impl Fn(Slot) -> Option<String>) -> [Option<f64>; 4] {
+    let limit = get(Slot::MemLimit).as_deref().and_then(parse::memory_limit).map(|x| x as f64);
+    let (quota, period) = get(Slot::CpuMax).as_deref().map(parse::cpu_max).unwrap_or_default();
+    let shares = get(Slot::Shares).as_deref().and_then(parse::single).map(|w| parse::weight_to_shares(w) as f64);
+    [limit, quota.map(|x| x as f64), period.map(|x| x as f64), shares]
+}
+
+/// cgroup v1 limits in `SPEC_SLOTS` order.
+fn spec_v1(get: impl Fn(Slot) -> Option<String>) -> [Option<f64>; 4] {
+    let limit = get(Slot::MemLimit).as_deref().and_then(parse::memory_limit).map(|x| x as f64);
+    let quota = get(Slot::CfsQuota).as_deref().and_then(parse::v1_quota).map(|x| x as f64);
+    let int = |s| get(s).as_deref().and_then(parse::single).map(|x| x as f64);
+    [limit, quota, int(Slot::CfsPeriod), int(Slot::Shares)]
 }
 
 /// `/dev/<name>` of a block device from `<sysfs>/dev/block/<major>:<minor>`, cached; the
@@ -555,6 +625,13 @@ mod tests {
     fn label_names_are_sanitised() {
         assert_eq!(label_name("com.docker.compose.service"), "container_label_com_docker_compose_service");
         assert_eq!(label_name("app"), "container_label_app");
+    }
+
+    #[test]
+    fn slot_table_is_in_enum_order() {
+        for (i, slot) in ALL_SLOTS.iter().enumerate() {
+            assert_eq!(*slot as usize, i);
+        }
     }
 
     #[test]

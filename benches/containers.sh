@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# The containers collector's cost with many real containers: creates CONTAINERS cgroups named like
+# Docker containers (/docker/<id> in each v1 controller, or in the v2 tree), each with a sleeping
+# process, and measures fleetwatch-exporter (only the containers collector on, no API socket):
+#   - daemon CPU per scrape with no containers and with CONTAINERS of them, and the difference
+#     per container and scrape (target < 20 µs);
+#   - RSS after warm-up scrapes with no containers and with CONTAINERS, and the growth per
+#     container (target < 2 KB); and the host's unreclaimable kernel memory before and after the
+#     exporter first reads the containers (its open cgroup files hold read buffers in the kernel).
+# There is no peer here: cAdvisor is not packaged in Debian.
+#
+# Usage: sudo benches/containers.sh          (root: it writes to /sys/fs/cgroup)
+#
+# Environment:
+#   CONTAINERS=500       cgroups to create
+#   SCRAPES=200          measured scrapes per phase (after 20 warm-up scrapes)
+#   FLEETWATCH_BIN=path  use this binary instead of building one with cargo (release profile)
+#
+# CPU is utime+stime of the daemon from /proc/PID/stat (the scrape client's cost does not count).
+# The script exits 0 whether the targets are met or not, non-zero only when something failed.
+set -euo pipefail
+
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
+
+CONTAINERS=${CONTAINERS:-500}
+SCRAPES=${SCRAPES:-200}
+WARMUP=20
+CG=/sys/fs/cgroup
+
+die() { echo "error: $*" >&2; exit 1; }
+[[ $EUID -eq 0 ]] || die "run as root (cgroups are created under $CG)"
+[[ $CONTAINERS =~ ^[1-9][0-9]*$ ]] || die "CONTAINERS must be a positive integer"
+[[ $SCRAPES =~ ^[1-9][0-9]*$ ]] || die "SCRAPES must be a positive integer"
+command -v python3 >/dev/null || die "python3 is required"
+
+if [[ -n ${FLEETWATCH_BIN:-} ]]; then
+    BIN=$FLEETWATCH_BIN
+else
+    cargo build --release -p fleetwatch-exporter >&2
+    BIN=$ROOT/target/release/fleetwatch-exporter
+fi
+
+# --- cgroups -------------------------------------------------------------------------------------
+if [[ -e $CG/cgroup.controllers ]]; then
+    LAYOUT=v2
+    BASES=("$CG")
+else
+    LAYOUT=$([[ -e $CG/unified/cgroup.controllers ]] && echo hybrid || echo v1)
+    BASES=()
+    for c in cpu cpuacct memory blkio pids; do [[ -d $CG/$c ]] && BASES+=("$CG/$c"); done
+fi
+[[ ${#BASES[@]} -gt 0 ]] || die "no cgroup hierarchy under $CG"
+
+WORK=$(mktemp -d)
+SLEEPERS=()
+CREATED=()
+EXPORTER_PID=
+cleanup() {
+    [[ -n $EXPORTER_PID ]] && kill "$EXPORTER_PID" 2>/dev/null || true
+    for p in "${SLEEPERS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    # Deepest first: the containers, then the /docker parents this script made.
+    # A cgroup whose last process is still exiting cannot be removed yet: retry for a while.
+    for ((i = ${#CREATED[@]} - 1; i >= 0; i--)); do
+        for _ in $(seq 50); do rmdir "${CREATED[i]}" 2>/dev/null && break; [[ -d ${CREATED[i]} ]] || break; sleep 0.1; done
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+make_containers() {
+    local base id i
+    for base in "${BASES[@]}"; do
+        if [[ ! -d $base/docker ]]; then
+            mkdir "$base/docker"
+            CREATED+=("$base/docker")
+            [[ $LAYOUT == v2 ]] && echo "+cpu +memory +pids" > "$base/docker/cgroup.subtree_control" 2>/dev/null || true
+        fi
+    done
+    for ((i = 0; i < CONTAINERS; i++)); do
+        id=$(printf 'fbe%061x' "$i")
+        sleep 3600 &
+        SLEEPERS+=($!)
+        for base in "${BASES[@]}"; do
+            mkdir "$base/docker/$id"
+            CREATED+=("$base/docker/$id")
+            echo "$!" > "$base/docker/$id/cgroup.procs"
+        done
+    done
+}
+
+# --- exporter ------------------------------------------------------------------------------------
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+printf 'containers:\n  docker_socket: ""\n  max_containers: %d\n' "$((CONTAINERS + 1000))" > "$WORK/exporter.yml"
+"$BIN" --web.listen-address="127.0.0.1:$PORT" --collector.disable-defaults --collector.containers \
+    --config.file="$WORK/exporter.yml" --log.level=warn &
+EXPORTER_PID=$!
+for _ in $(seq 100); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 1)" 2>/dev/null && break
+    sleep 0.1
+done
+
+# Sequential GETs over one keep-alive connection; prints the last body's container_last_seen count.
+scrape() { # count
+    python3 - "$PORT" "$1" <<'PY'
+import http.client, sys
+port, count = int(sys.argv[1]), int(sys.argv[2])
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+body = b""
+for _ in range(count):
+    conn.request("GET", "/metrics")
+    resp = conn.getresponse()
+    body = resp.read()
+    if resp.status != 200:
+        sys.exit(f"HTTP {resp.status}")
+print(sum(1 for l in body.splitlines() if l.startswith(b"container_last_seen{")))
+PY
+}
+
+# Prints: containers-seen cpu-ticks-over-SCRAPES rss-kB
+phase() {
+    local seen t0 t1
+    scrape "$WARMUP" >/dev/null
+    t0=$(cpu_ticks "$EXPORTER_PID")
+    seen=$(scrape "$SCRAPES")
+    t1=$(cpu_ticks "$EXPORTER_PID")
+    echo "$seen $((t1 - t0)) $(status_kb "$EXPORTER_PID" VmRSS)"
+}
+
+slab_kb() { awk '$1 == "SUnreclaim:" { print $2 }' /proc/meminfo; }
+read -r seen0 ticks0 rss0 < <(phase)
+make_containers
+slab0=$(slab_kb)
+read -r seen1 ticks1 rss1 < <(phase)
+slab1=$(slab_kb)
+hwm=$(status_kb "$EXPORTER_PID" VmHWM)
+[[ $seen1 -eq $CONTAINERS ]] || die "the exporter saw $seen1 containers, expected $CONTAINERS"
+
+python3 - "$LAYOUT" "$CONTAINERS" "$SCRAPES" "$CLK_TCK" "$seen0" "$ticks0" "$rss0" "$ticks1" "$rss1" "$hwm" "$slab0" "$slab1" <<'PY'
+import sys
+layout, n, scrapes, hz, seen0, t0, rss0, t1, rss1, hwm, slab0, slab1 = sys.argv[1], *map(int, sys.argv[2:])
+per0 = t0 / hz / scrapes * 1e6
+per1 = t1 / hz / scrapes * 1e6
+per_container = (per1 - per0) / n
+growth = (rss1 - rss0) * 1024 / n
+print(f"layout {layout}, {n} containers (each a cgroup with a sleeping process), {scrapes} scrapes per phase")
+print(f"| containers | CPU per scrape | RSS |")
+print(f"| --- | --- | --- |")
+print(f"| {seen0} | {per0:.0f} µs | {rss0 / 1024:.1f} MiB |")
+print(f"| {n} | {per1:.0f} µs | {rss1 / 1024:.1f} MiB (peak {hwm / 1024:.1f} MiB) |")
+print(f"CPU per container per scrape: {per_container:.1f} µs (target < 20 µs)")
+print(f"RSS growth per container: {growth:.0f} bytes (target < 2048)")
+print(f"kernel memory (SUnreclaim, whole host) while the exporter's files are open: {(slab1 - slab0) * 1024 / n:.0f} bytes per container")
+PY
