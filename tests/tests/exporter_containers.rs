@@ -79,14 +79,18 @@ fn podman(args: &[&str]) -> (i32, String, String) {
     run(Command::new("podman").args(args))
 }
 
-/// Containers removed (forcibly) when dropped.
-struct Containers(Vec<String>);
+/// Containers, then their image, removed (forcibly) when dropped, also when the test fails.
+struct Cleanup {
+    containers: Vec<String>,
+    image: String,
+}
 
-impl Drop for Containers {
+impl Drop for Cleanup {
     fn drop(&mut self) {
-        for name in &self.0 {
+        for name in &self.containers {
             let _ = podman(&["rm", "-f", "-t", "0", name]);
         }
+        let _ = podman(&["rmi", "-f", &self.image]);
     }
 }
 
@@ -137,7 +141,7 @@ fn podman_containers_named_limited_and_dropped() {
         Command::new("podman").args(["system", "service", "--time=0"]).arg(format!("unix://{}", socket.display())),
     );
     let (a, b) = (format!("fw-plain-{tag}"), format!("fw-limited-{tag}"));
-    let _cleanup = Containers(vec![a.clone(), b.clone()]);
+    let _cleanup = Cleanup { containers: vec![a.clone(), b.clone()], image: image.clone() };
     let id_a = start(&a, &image, &[]);
     let id_b = start(&b, &image, &["--memory", "64m", "--cpus", "0.5"]);
     let cfg = config(dir.path(), &format!("containers:\n  docker_socket: {}\n  metadata_interval: 2s\n", socket.display()));
@@ -162,6 +166,4 @@ fn podman_containers_named_limited_and_dropped() {
         let t = scrape(port);
         (!t.contains(&id_a) && t.contains(&format!("name=\"{b}\""))).then_some(())
     });
-    let _ = podman(&["rm", "-f", "-t", "0", &b]);
-    let _ = podman(&["rmi", "-f", &image]);
 }
