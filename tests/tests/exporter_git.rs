@@ -9,28 +9,13 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use support::{bin, eventually, free_port, get, wait_port, Proc};
 
 /// Runs git in `dir` with a fixed identity and date and no user config.
 fn git(home: &Path, dir: &Path, args: &[&str]) {
-    let date = "@1700000000 +0000";
-    let out = Command::new("git")
-        .current_dir(dir)
-        .env("HOME", home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Alice")
-        .env("GIT_AUTHOR_EMAIL", "alice@example.com")
-        .env("GIT_COMMITTER_NAME", "Alice")
-        .env("GIT_COMMITTER_EMAIL", "alice@example.com")
-        .env("GIT_AUTHOR_DATE", date)
-        .env("GIT_COMMITTER_DATE", date)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?} failed in {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+    support::git_as_alice(home, dir, Some("@1700000000 +0000"), args);
 }
 
 /// A repository with `commits` commits of one file each.

@@ -94,19 +94,7 @@ const MAY_BE_EMPTY: &[(&str, &str, &str)] = &[
 
 /// Runs git in `dir` (commits dated now) with a fixed identity and no user config.
 fn git(home: &std::path::Path, dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .env("HOME", home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Alice")
-        .env("GIT_AUTHOR_EMAIL", "alice@example.com")
-        .env("GIT_COMMITTER_NAME", "Alice")
-        .env("GIT_COMMITTER_EMAIL", "alice@example.com")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    support::git_as_alice(home, dir, None, args);
 }
 
 /// `projects/app`: a clone of a local `origin` with two commits of its own (ahead 2), a stash

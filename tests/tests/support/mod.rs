@@ -495,3 +495,21 @@ impl Drop for FakeContainer {
         }
     }
 }
+
+/// Runs git in `dir` with a fixed identity (Alice), no user or system config, and, when given, a
+/// fixed author and committer date (`@<unix> +0000`); panics when git fails.
+pub fn git_as_alice(home: &Path, dir: &Path, date: Option<&str>, args: &[&str]) {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir)
+        .env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Alice")
+        .env("GIT_AUTHOR_EMAIL", "alice@example.com")
+        .env("GIT_COMMITTER_NAME", "Alice")
+        .env("GIT_COMMITTER_EMAIL", "alice@example.com");
+    if let Some(date) = date {
+        cmd.env("GIT_AUTHOR_DATE", date).env("GIT_COMMITTER_DATE", date);
+    }
+    let out = cmd.args(args).stdin(Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "git {args:?} failed in {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+}
