@@ -14,6 +14,7 @@ pub mod discovery;
 pub mod evaluate;
 pub mod lint;
 pub mod manager;
+pub mod notify;
 pub mod relabel;
 pub mod rule_manager;
 pub mod rules;

@@ -4,3 +4,4 @@
 
 pub mod idle;
 pub mod utmp;
+pub mod watch;

@@ -1,0 +1,87 @@
+//! Receivers: a named set of integrations (Alertmanager's `receivers:` entries with their
+//! `*_configs` lists), built from config into `Sender`s that deliver one `Notification` each call.
+//! The delivery layer (outbox, retries, metrics) calls `Sender::send` and nothing else.
+
+pub mod log;
+
+use super::message::Notification;
+use serde::Deserialize;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// One `receivers:` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverConfig {
+    pub name: String,
+    #[serde(default)]
+    pub log_configs: Vec<log::LogConfig>,
+}
+
+/// What building a receiver needs besides its config.
+#[derive(Debug, Clone, Default)]
+pub struct BuildContext {
+    /// Relative `*_file` paths are resolved against this (the config file's directory).
+    pub base_dir: PathBuf,
+}
+
+/// A receiver's config that cannot be turned into senders (unreadable secret file, bad URL, …).
+#[derive(Debug, thiserror::Error)]
+#[error("receiver {receiver:?}: {integration}[{index}]: {msg}")]
+pub struct BuildError {
+    pub receiver: String,
+    pub integration: &'static str,
+    pub index: usize,
+    pub msg: String,
+}
+
+/// Why one delivery attempt failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{msg}")]
+pub struct SendError {
+    pub msg: String,
+    /// Whether trying again later can help (network errors, 5xx, 429: yes; 4xx, bad template: no).
+    pub retryable: bool,
+}
+
+impl SendError {
+    pub fn retry(msg: impl Into<String>) -> SendError {
+        SendError { msg: msg.into(), retryable: true }
+    }
+    pub fn fatal(msg: impl Into<String>) -> SendError {
+        SendError { msg: msg.into(), retryable: false }
+    }
+}
+
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
+
+/// One integration of a receiver (one entry of a `*_configs` list).
+pub trait Sender: Send + Sync {
+    /// Delivers `n` once; the caller retries retryable errors.
+    fn send<'a>(&'a self, n: &'a Notification) -> SendFuture<'a>;
+    /// Whether resolved notifications are sent to it.
+    fn send_resolved(&self) -> bool;
+    /// How long one attempt may take before it counts as failed (and retryable).
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+}
+
+/// A built integration: its kind (`webhook`, `email`, …), its index in the kind's list and
+/// the sender.
+pub struct Integration {
+    pub kind: &'static str,
+    pub index: usize,
+    pub sender: Box<dyn Sender>,
+}
+
+/// Builds every integration of `cfg`.
+pub fn build(cfg: &ReceiverConfig, _ctx: &BuildContext) -> Result<Vec<Integration>, BuildError> {
+    let mut out = Vec::new();
+    for (index, c) in cfg.log_configs.iter().enumerate() {
+        out.push(Integration { kind: "log", index, sender: Box::new(log::LogSender::new(&cfg.name, c)) });
+    }
+    Ok(out)
+}
