@@ -62,6 +62,8 @@ set -euo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 
 TARGETS=${TARGETS:-1000}
 BASE_PORT=${BASE_PORT:-}
@@ -76,8 +78,6 @@ FIXTURE=$ROOT/benches/fixtures/node_exporter.prom
 RULES_GLOB=${RULES:-$ROOT/rules/*.yml}
 RULES_MIXIN=${RULES_MIXIN:-1}
 MIXIN=$ROOT/benches/fixtures/host-mixin-rules.yml
-
-die() { echo "error: $*" >&2; exit 1; }
 
 for var in TARGETS WARMUP WINDOW ROUNDS; do
     [[ ${!var} =~ ^[1-9][0-9]*$ ]] || die "$var must be a positive integer, got '${!var}'"
@@ -97,30 +97,9 @@ esac
 for tool in python3 curl getconf awk; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
-wants() { local d; for d in "${DAEMONS[@]}"; do [[ $d == "$1" ]] && return 0; done; return 1; }
 
 # --- packages: nginx, prometheus -----------------------------------------------------------------
-apt_install() { # package...
-    local sudo=()
-    if [[ $EUID -ne 0 ]]; then
-        command -v sudo >/dev/null || die "$* missing and we are not root"
-        sudo=(sudo)
-    fi
-    echo "installing $* ..." >&2
-    # Note: on a systemd host the packages also enable and start their own services (nginx on
-    # :80, Prometheus on :9090); they do not interfere with this run, but you may want to stop them.
-    if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"; then
-        "${sudo[@]}" apt-get update
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
-    fi
-}
-NGINX=$(command -v nginx || true)
-[[ -n $NGINX ]] || [[ ! -x /usr/sbin/nginx ]] || NGINX=/usr/sbin/nginx
-if [[ -z $NGINX ]]; then
-    apt_install nginx
-    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-    [[ -x $NGINX ]] || die "nginx still missing after installing the package"
-fi
+find_nginx
 if wants prometheus && [[ ! -x $PROMETHEUS_BIN ]]; then
     [[ $PROMETHEUS_BIN == /usr/bin/prometheus ]] || die "$PROMETHEUS_BIN is not executable"
     apt_install prometheus
@@ -133,10 +112,7 @@ if wants alerter; then
     if [[ -n ${ALERTER_BIN:-} ]]; then
         ALERTER=$ALERTER_BIN
     else
-        cargo build --release -p fleetwatch-alerter
-        TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
-            python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-        ALERTER=$TARGET_DIR/release/fleetwatch-alerter
+        ALERTER=$(release_bin fleetwatch-alerter fleetwatch-alerter)
     fi
     [[ -x $ALERTER ]] || die "$ALERTER is not executable"
 fi
@@ -157,28 +133,6 @@ fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/fleetwatch-alerter-bench.XXXXXX")
 NGINX_PID=
 DAEMON_PID=
-SLEEP_PID=
-
-# sleep in the background and wait for it: bash runs the INT/TERM traps only once a foreground
-# command has finished, but interrupts `wait` at once.
-pause() { # seconds
-    sleep "$1" &
-    SLEEP_PID=$!
-    wait "$SLEEP_PID"
-    SLEEP_PID=
-}
-
-stop_pid() { # pid [grace seconds]
-    local pid=$1 grace=${2:-30} i
-    [[ -n $pid ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < grace * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local rc=$?
@@ -399,9 +353,6 @@ EOF
 RULE_FILES=$(compgen -G "$RULES_GLOB" | wc -l || true)
 
 # --- measurement helpers -------------------------------------------------------------------------
-# shellcheck source=benches/lib.sh
-. "$ROOT/benches/lib.sh"
-
 # An instant query through the Prometheus HTTP API; prints the single result's value, 0 for an
 # empty result, "n/a" when the query fails.
 query() { # port promql
@@ -511,22 +462,10 @@ wait_ready() { # name
     return 1
 }
 
-alive_or_die() { # name
-    if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-        echo "$1 exited during the run; its output:" >&2
-        tail -n 50 "$TMP/$1.log" >&2
-        DAEMON_PID=
-        die "$1 exited"
-    fi
-}
-
 # --- measure -------------------------------------------------------------------------------------
 declare -A TICKS SECONDS_RUN HWM_MAX RSS_SUM RUNS RULE_COUNT EVAL_SUM EVAL_N
 ROW_LOG=()
 INVALID=0
-warn_loud() {
-    printf '\n!!!!!!!! WARNING: %s !!!!!!!!\n\n' "$*" >&2
-}
 
 run_once() { # name round
     local name=$1 round=$2 port=${WEB_PORT[$1]} t0 t1 w0 w1 n0=0 n1=0 hwm rss up samples rules

@@ -23,14 +23,13 @@ set -euo pipefail
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 # shellcheck source=benches/lib.sh
-source benches/lib.sh
+. "$ROOT/benches/lib.sh"
 
 CONTAINERS=${CONTAINERS:-500}
 SCRAPES=${SCRAPES:-200}
 WARMUP=20
 CG=/sys/fs/cgroup
 
-die() { echo "error: $*" >&2; exit 1; }
 [[ $EUID -eq 0 ]] || die "run as root (cgroups are created under $CG)"
 [[ $CONTAINERS =~ ^[1-9][0-9]*$ ]] || die "CONTAINERS must be a positive integer"
 [[ $SCRAPES =~ ^[1-9][0-9]*$ ]] || die "SCRAPES must be a positive integer"
@@ -39,8 +38,7 @@ command -v python3 >/dev/null || die "python3 is required"
 if [[ -n ${FLEETWATCH_BIN:-} ]]; then
     BIN=$FLEETWATCH_BIN
 else
-    cargo build --release -p fleetwatch-exporter >&2
-    BIN=$ROOT/target/release/fleetwatch-exporter
+    BIN=$(release_bin fleetwatch-exporter fleetwatch-exporter)
 fi
 
 # --- cgroups -------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ set -euo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 
 SCRAPES=${SCRAPES:-2000}
 ROUNDS=${ROUNDS:-3}
@@ -36,8 +38,6 @@ COLLECTORS=(
 FW_MOUNT_POINTS_EXCLUDE='^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)'
 FW_NETDEV_DEVICE_EXCLUDE=''
 
-die() { echo "error: $*" >&2; exit 1; }
-
 [[ $SCRAPES =~ ^[1-9][0-9]*$ ]] || die "SCRAPES must be a positive integer, got '$SCRAPES'"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, got '$ROUNDS'"
 for tool in python3 curl getconf awk; do
@@ -47,18 +47,7 @@ done
 # --- node_exporter -------------------------------------------------------------------------------
 if [[ ! -x $NODE_EXPORTER ]]; then
     [[ $NODE_EXPORTER == /usr/bin/prometheus-node-exporter ]] || die "$NODE_EXPORTER is not executable"
-    echo "installing prometheus-node-exporter ..." >&2
-    # Note: on a systemd host the package also enables and starts its own service on :9100; it
-    # does not interfere with this run (we use other ports), but you may want to stop it.
-    SUDO=()
-    if [[ $EUID -ne 0 ]]; then
-        command -v sudo >/dev/null || die "prometheus-node-exporter is missing and we are not root"
-        SUDO=(sudo)
-    fi
-    if ! "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus-node-exporter; then
-        "${SUDO[@]}" apt-get update
-        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus-node-exporter
-    fi
+    apt_install prometheus-node-exporter
     [[ -x $NODE_EXPORTER ]] || die "$NODE_EXPORTER still missing after installing the package"
 fi
 
@@ -66,10 +55,7 @@ fi
 if [[ -n ${FLEETWATCH_BIN:-} ]]; then
     FW_BIN=$FLEETWATCH_BIN
 else
-    cargo build --release -p fleetwatch-exporter
-    TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-    FW_BIN=$TARGET_DIR/release/fleetwatch-exporter
+    FW_BIN=$(release_bin fleetwatch-exporter fleetwatch-exporter)
 fi
 [[ -x $FW_BIN ]] || die "$FW_BIN is not executable"
 
@@ -150,9 +136,6 @@ wait_ready fleetwatch "$FW_PID" "$P1"
 wait_ready node_exporter "$NE_PID" "$P2"
 
 # --- measurement helpers -------------------------------------------------------------------------
-# shellcheck source=benches/lib.sh
-. "$ROOT/benches/lib.sh"
-
 # Sequential GETs of /metrics over one keep-alive connection (reconnecting if the server closes
 # it). http.client sends no Accept header and "Accept-Encoding: identity", so the bodies are the
 # uncompressed text format. Prints the wall seconds and the number of connections used.

@@ -19,10 +19,11 @@ set -euo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 
 BIG_COMMITS=${BIG_COMMITS:-100000}
 REPOS=${REPOS:-50}
-die() { echo "error: $*" >&2; exit 1; }
 [[ $BIG_COMMITS =~ ^[1-9][0-9]*$ ]] || die "BIG_COMMITS must be a positive integer"
 [[ $REPOS =~ ^[1-9][0-9]*$ ]] || die "REPOS must be a positive integer"
 command -v git >/dev/null || die "git is required"

@@ -64,6 +64,8 @@ set -euo pipefail
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 CALLER_PWD=$PWD
 cd "$ROOT"
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 
 CHECKS=${CHECKS:-300}
 WARMUP=${WARMUP:-10}
@@ -77,7 +79,6 @@ CONCURRENCY=64   # the exporter's max_concurrency and the driver's connection po
 PROBE_TIMEOUT=5  # seconds, both daemons
 FRESH_SECONDS=3  # how recent every check's last run must be after the window
 
-die() { echo "error: $*" >&2; exit 1; }
 # A binary given by the user, as an absolute path (the daemons run in their own directories): a
 # relative path is taken from the caller's directory, a bare name from PATH.
 abs_bin() {
@@ -101,31 +102,9 @@ esac
 for tool in python3 curl getconf awk; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
-wants() { local d; for d in "${DAEMONS[@]}"; do [[ $d == "$1" ]] && return 0; done; return 1; }
 
 # --- packages: nginx, blackbox_exporter ----------------------------------------------------------
-apt_install() { # package...
-    local sudo=()
-    if [[ $EUID -ne 0 ]]; then
-        command -v sudo >/dev/null || die "$* missing and we are not root"
-        sudo=(sudo)
-    fi
-    echo "installing $* ..." >&2
-    # Note: on a systemd host the packages also enable and start their own services (nginx on
-    # :80, blackbox_exporter on :9115); they do not interfere with this run (other ports), but you
-    # may want to stop them.
-    if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"; then
-        "${sudo[@]}" apt-get update
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
-    fi
-}
-NGINX=$(command -v nginx || true)
-[[ -n $NGINX ]] || [[ ! -x /usr/sbin/nginx ]] || NGINX=/usr/sbin/nginx
-if [[ -z $NGINX ]]; then
-    apt_install nginx
-    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-    [[ -x $NGINX ]] || die "nginx still missing after installing the package"
-fi
+find_nginx
 NGINX_V=$("$NGINX" -V 2>&1)
 [[ $NGINX_V == *--with-http_stub_status_module* ]] ||
     die "$NGINX lacks the stub_status module (the bench counts probes with it); use Debian's nginx"
@@ -141,10 +120,7 @@ if wants exporter; then
     if [[ -n ${EXPORTER_BIN:-} ]]; then
         EXPORTER=$(abs_bin "$EXPORTER_BIN")
     else
-        cargo build --release -p fleetwatch-exporter
-        TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
-            python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-        EXPORTER=$TARGET_DIR/release/fleetwatch-exporter
+        EXPORTER=$(release_bin fleetwatch-exporter fleetwatch-exporter)
     fi
     [[ -x $EXPORTER ]] || die "$EXPORTER is not executable"
 fi
@@ -153,29 +129,7 @@ fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/fleetwatch-health-bench.XXXXXX")
 NGINX_PID=
 DAEMON_PID=
-SLEEP_PID=
 DRIVER_PID=
-
-# sleep in the background and wait for it: bash runs the INT/TERM traps only once a foreground
-# command has finished, but interrupts `wait` at once.
-pause() { # seconds
-    sleep "$1" &
-    SLEEP_PID=$!
-    wait "$SLEEP_PID"
-    SLEEP_PID=
-}
-
-stop_pid() { # pid [grace seconds]
-    local pid=$1 grace=${2:-30} i
-    [[ -n $pid ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < grace * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local rc=$?
@@ -359,7 +313,6 @@ stats = {"done": 0, "ok": 0, "failed": 0, "errors": 0}
 per_second = [0] * duration
 first_problem = []
 
-
 async def request(reader, writer, path):
     writer.write(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
     await writer.drain()
@@ -397,7 +350,6 @@ async def request(reader, writer, path):
     else:
         body, close = await reader.read(), True
     return status, bytes(body), close
-
 
 async def worker(queue, start):
     conn = None
@@ -437,7 +389,6 @@ async def worker(queue, start):
         if sec < duration:
             per_second[sec] += 1
 
-
 async def main():
     queue = asyncio.Queue()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -465,7 +416,6 @@ async def main():
     if first_problem:
         print("first problem: " + first_problem[0], file=sys.stderr)
 
-
 asyncio.run(main())
 PY
 
@@ -478,9 +428,6 @@ drive() { # seconds -> the driver's key=value line in $TMP/driver.out
 }
 
 # --- measurement helpers -------------------------------------------------------------------------
-# shellcheck source=benches/lib.sh
-. "$ROOT/benches/lib.sh"
-
 # The exporter's checks after the window: prints "checks fresh success" (checks with a last-run
 # timestamp, how many of those within FRESH_SECONDS of now, how many probe_success series are 1)
 # and the sum of fleetwatch_health_check_failures_total; "n/a" when /metrics cannot be read.
@@ -544,19 +491,6 @@ wait_ready() { # name
     echo "$name did not answer /metrics on 127.0.0.1:$port within 30s; its output:" >&2
     tail -n 50 "$TMP/$name.log" >&2
     return 1
-}
-
-alive_or_die() { # name
-    if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-        echo "$1 exited during the run; its output:" >&2
-        tail -n 50 "$TMP/$1.log" >&2
-        DAEMON_PID=
-        die "$1 exited"
-    fi
-}
-
-warn_loud() {
-    printf '\n!!!!!!!! WARNING: %s !!!!!!!!\n\n' "$*" >&2
 }
 
 mb() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
