@@ -307,17 +307,23 @@ impl Containers {
         let Some(layout) = state.layout.as_ref() else { return };
         let v2 = matches!(layout, Layout::V2 { .. });
         let read = |t: &mut Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>| {
-            let mut v = if v2 { read_v2(t, buf, io) } else { read_v1(t, buf, io) };
-            // Nothing readable through the open files: the cgroup was removed and made again
-            // (a restart between two scrapes), or is gone.
-            if v.iter().all(Option::is_none) {
-                return None;
-            }
             if t.spec_read.is_none_or(|at| at.elapsed() >= SPEC_REFRESH) {
                 let get = |slot| read_once(layout, &f.path, slot);
                 t.spec = if v2 { spec_v2(get) } else { spec_v1(get) };
                 t.spec_read = Some(Instant::now());
                 t.net = None;
+            }
+            // As cAdvisor: the CFS families only for a container with a CPU quota (without one
+            // they stay 0), which spares v1 its cpu.stat read for most containers.
+            let quota = t.spec[1].is_some();
+            let mut v = if v2 { read_v2(t, buf, io) } else { read_v1(t, buf, io, quota) };
+            // Nothing readable through the open files: the cgroup was removed and made again
+            // (a restart between two scrapes), or is gone.
+            if v.iter().all(Option::is_none) {
+                return None;
+            }
+            if !quota {
+                (v[ix::PERIODS], v[ix::THROTTLED], v[ix::THROTTLED_SECS]) = (None, None, None);
             }
             for (i, value) in SPEC_SLOTS.iter().zip(t.spec) {
                 v[*i] = value;
@@ -625,7 +631,7 @@ fn read_v2(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>) -> Values {
     v
 }
 
-fn read_v1(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>) -> Values {
+fn read_v1(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>, cfs: bool) -> Values {
     let mut v: Values = [None; SCALARS.len()];
     v[ix::CPU] = int(t, Slot::CpuacctUsage, buf).map(|ns| ns / 1e9);
     if let Some(text) = slot(t, Slot::CpuacctStat, buf) {
@@ -633,7 +639,7 @@ fn read_v1(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>) -> Values {
         let secs = |x: Option<u64>| x.map(|x| x as f64 / super::cpu::USER_HZ);
         (v[ix::USER], v[ix::SYSTEM]) = (secs(user), secs(system));
     }
-    if let Some(text) = slot(t, Slot::CpuStat, buf) {
+    if let Some(text) = slot(t, Slot::CpuStat, buf).filter(|_| cfs) {
         let [periods, throttled, throttled_ns] = parse::keyed(text, ["nr_periods", "nr_throttled", "throttled_time"]);
         v[ix::PERIODS] = periods.map(|x| x as f64);
         v[ix::THROTTLED] = throttled.map(|x| x as f64);
