@@ -14,6 +14,9 @@
 # Environment:
 #   CONTAINERS=500       cgroups to create
 #   SCRAPES=200          measured scrapes per phase (after 20 warm-up scrapes)
+#   NETNS=shared         shared: the sleepers share the script's network namespace (the collector
+#                        reads its net/dev once per scrape); own: each sleeper gets a network
+#                        namespace of its own (`unshare --net`), so each container's net/dev is read
 #   FLEETWATCH_BIN=path  use this binary instead of building one with cargo (release profile)
 #
 # CPU is utime+stime of the daemon from /proc/PID/stat (the scrape client's cost does not count).
@@ -27,12 +30,15 @@ cd "$ROOT"
 
 CONTAINERS=${CONTAINERS:-500}
 SCRAPES=${SCRAPES:-200}
+NETNS=${NETNS:-shared}
 WARMUP=20
 CG=/sys/fs/cgroup
 
 [[ $EUID -eq 0 ]] || die "run as root (cgroups are created under $CG)"
 [[ $CONTAINERS =~ ^[1-9][0-9]*$ ]] || die "CONTAINERS must be a positive integer"
 [[ $SCRAPES =~ ^[1-9][0-9]*$ ]] || die "SCRAPES must be a positive integer"
+[[ $NETNS == shared || $NETNS == own ]] || die "NETNS must be shared or own"
+[[ $NETNS == shared ]] || command -v unshare >/dev/null || die "NETNS=own needs unshare (util-linux)"
 command -v python3 >/dev/null || die "python3 is required"
 
 if [[ -n ${FLEETWATCH_BIN:-} ]]; then
@@ -80,7 +86,7 @@ make_containers() {
     done
     for ((i = 0; i < CONTAINERS; i++)); do
         id=$(printf 'fbe%061x' "$i")
-        sleep 3600 &
+        if [[ $NETNS == own ]]; then unshare --net sleep 3600 & else sleep 3600 & fi
         SLEEPERS+=($!)
         for base in "${BASES[@]}"; do
             mkdir "$base/docker/$id"
@@ -130,6 +136,7 @@ phase() {
 
 slab_kb() { awk '$1 == "SUnreclaim:" { print $2 }' /proc/meminfo; }
 read -r seen0 ticks0 rss0 < <(phase)
+hwm0=$(status_kb "$EXPORTER_PID" VmHWM)
 make_containers
 slab0=$(slab_kb)
 read -r seen1 ticks1 rss1 < <(phase)
@@ -137,19 +144,19 @@ slab1=$(slab_kb)
 hwm=$(status_kb "$EXPORTER_PID" VmHWM)
 [[ $seen1 -eq $CONTAINERS ]] || die "the exporter saw $seen1 containers, expected $CONTAINERS"
 
-python3 - "$LAYOUT" "$CONTAINERS" "$SCRAPES" "$CLK_TCK" "$seen0" "$ticks0" "$rss0" "$ticks1" "$rss1" "$hwm" "$slab0" "$slab1" <<'PY'
+python3 - "$LAYOUT" "$NETNS" "$CONTAINERS" "$SCRAPES" "$CLK_TCK" "$seen0" "$ticks0" "$rss0" "$hwm0" "$ticks1" "$rss1" "$hwm" "$slab0" "$slab1" <<'PY'
 import sys
-layout, n, scrapes, hz, seen0, t0, rss0, t1, rss1, hwm, slab0, slab1 = sys.argv[1], *map(int, sys.argv[2:])
+layout, netns, n, scrapes, hz, seen0, t0, rss0, hwm0, t1, rss1, hwm, slab0, slab1 = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
 per0 = t0 / hz / scrapes * 1e6
 per1 = t1 / hz / scrapes * 1e6
 per_container = (per1 - per0) / n
 growth = (rss1 - rss0) * 1024 / n
-print(f"layout {layout}, {n} containers (each a cgroup with a sleeping process), {scrapes} scrapes per phase")
+print(f"layout {layout}, {n} containers (each a cgroup with a sleeping process), network namespace {netns}, {scrapes} scrapes per phase")
 print(f"| containers | CPU per scrape | RSS |")
 print(f"| --- | --- | --- |")
 print(f"| {seen0} | {per0:.0f} µs | {rss0 / 1024:.1f} MiB |")
 print(f"| {n} | {per1:.0f} µs | {rss1 / 1024:.1f} MiB (peak {hwm / 1024:.1f} MiB) |")
 print(f"CPU per container per scrape: {per_container:.1f} µs (target < 20 µs)")
-print(f"RSS growth per container: {growth:.0f} bytes (target < 2048)")
+print(f"RSS growth per container: {growth:.0f} bytes (target < 2048); peak RSS growth: {(hwm - hwm0) * 1024 / n:.0f} bytes")
 print(f"kernel memory (SUnreclaim, whole host) while the exporter's files are open: {(slab1 - slab0) * 1024 / n:.0f} bytes per container")
 PY

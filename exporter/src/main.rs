@@ -70,11 +70,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// glibc gives every thread that allocates its own malloc arena, each holding on to freed
 /// memory; two arenas are plenty for a daemon that mostly sleeps, and keep RSS small.
+/// A fixed mmap threshold stops glibc from raising it after the first large free: a scrape's
+/// large buffers (with many containers, megabytes of exposition) are then mapped and returned
+/// to the kernel after the response, instead of staying in the heap between scrapes.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only adjusts allocator tuning; called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
 

@@ -135,8 +135,9 @@ const V1_FILES: [(Slot, Ctl, &str); 15] = [
 struct Tracked {
     files: [Option<File>; SLOTS],
     start_time: f64,
-    /// The process whose network namespace is read, and its net/dev (None: host namespace).
-    net: Option<(u32, Option<File>)>,
+    /// The network namespace whose net/dev is reported (`None` inside: the host's, or none
+    /// readable); `None`: not looked up yet.
+    net: Option<Option<String>>,
     /// Limits (memory limit, CPU quota, period, shares) and when they were last read.
     spec: [Option<f64>; 4],
     spec_read: Option<Instant>,
@@ -148,14 +149,30 @@ struct Tracked {
 const SPEC_REFRESH: Duration = Duration::from_secs(30);
 const SPEC_SLOTS: [usize; 4] = [ix::LIMIT, ix::QUOTA, ix::PERIOD, ix::SHARES];
 
-/// What a scrape keeps for the next: the layout, open files, device names, the read buffer.
+/// What a scrape keeps for the next: the layout, open files, device names, network namespaces,
+/// the read buffer and each family's size last time.
 #[derive(Default)]
 struct State {
     layout: Option<Layout>,
     tracked: HashMap<String, Tracked>,
     devices: HashMap<(u32, u32), String>,
+    netns: HashMap<String, NetNs>,
+    /// Counts scrapes, so that a network namespace is read once per scrape.
+    scrape: u64,
     buf: Vec<u8>,
     io: Vec<DeviceIo>,
+    /// One container's labels, rendered once and written on each of its samples.
+    labels: String,
+    sizes: Vec<usize>,
+}
+
+/// One network namespace's net/dev, read once per scrape however many containers share it (the
+/// containers of a pod, or of a `--network container:` group).
+struct NetNs {
+    file: File,
+    read_in: u64,
+    /// (interface, receive bytes, receive packets, transmit bytes, transmit packets).
+    ifaces: Vec<(String, [u64; 4])>,
 }
 
 pub struct Containers {
@@ -250,7 +267,8 @@ impl Collector for Containers {
         }
         state.tracked.retain(|path, _| found.binary_search_by(|f| f.path.as_str().cmp(path)).is_ok());
         let meta = self.metadata.snapshot();
-        let mut fams = Families::new();
+        state.scrape += 1;
+        let mut fams = Families::new(&state.sizes);
         let now = (self.now)().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
         let mut unknown = false;
         for f in &found {
@@ -260,6 +278,9 @@ impl Collector for Containers {
         if unknown && socket_present {
             self.metadata.request_refresh();
         }
+        let scrape = state.scrape;
+        state.netns.retain(|_, ns| ns.read_in == scrape);
+        state.sizes = fams.sizes();
         out.extend(fams.finish());
         if self.socket.is_some() {
             let up = if self.metadata.up() { 1.0 } else { 0.0 };
@@ -286,17 +307,23 @@ impl Containers {
         let Some(layout) = state.layout.as_ref() else { return };
         let v2 = matches!(layout, Layout::V2 { .. });
         let read = |t: &mut Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>| {
-            let mut v = if v2 { read_v2(t, buf, io) } else { read_v1(t, buf, io) };
-            // Nothing readable through the open files: the cgroup was removed and made again
-            // (a restart between two scrapes), or is gone.
-            if v.iter().all(Option::is_none) {
-                return None;
-            }
             if t.spec_read.is_none_or(|at| at.elapsed() >= SPEC_REFRESH) {
                 let get = |slot| read_once(layout, &f.path, slot);
                 t.spec = if v2 { spec_v2(get) } else { spec_v1(get) };
                 t.spec_read = Some(Instant::now());
                 t.net = None;
+            }
+            // As cAdvisor: the CFS families only for a container with a CPU quota (without one
+            // they stay 0), which spares v1 its cpu.stat read for most containers.
+            let quota = t.spec[1].is_some();
+            let mut v = if v2 { read_v2(t, buf, io) } else { read_v1(t, buf, io, quota) };
+            // Nothing readable through the open files: the cgroup was removed and made again
+            // (a restart between two scrapes), or is gone.
+            if v.iter().all(Option::is_none) {
+                return None;
+            }
+            if !quota {
+                (v[ix::PERIODS], v[ix::THROTTLED], v[ix::THROTTLED_SECS]) = (None, None, None);
             }
             for (i, value) in SPEC_SLOTS.iter().zip(t.spec) {
                 v[*i] = value;
@@ -319,70 +346,105 @@ impl Containers {
         let (Some(values), Some(t)) = (values, state.tracked.get_mut(&f.path)) else { return };
         let m = meta.get(&f.id).map(|m| m.as_ref());
         let (name, image) = self.identity(f, m);
-        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(5 + self.label_names.len());
-        labels.extend([("id", f.path.as_str()), ("image", image), ("name", name)]);
+        let labels = &mut state.labels;
+        labels.clear();
+        render_label(labels, "id", &f.path);
+        render_label(labels, "image", image);
+        render_label(labels, "name", name);
         if let Some(m) = m {
             for (key, label) in &self.label_names {
                 if let Some((_, v)) = m.labels.iter().find(|(k, _)| k == key) {
-                    labels.push((label.as_str(), v.as_str()));
+                    render_label(labels, label, v);
                 }
             }
         }
-        let base = labels.len();
+        let labels = state.labels.as_str();
         for (i, v) in values.iter().enumerate() {
             let Some(v) = v else { continue };
-            if i == ix::CPU {
-                labels.push(("cpu", "total"));
-            }
-            fams.scalars[i].add(&labels, *v);
-            labels.truncate(base);
+            let extra = (i == ix::CPU).then_some(("cpu", "total"));
+            fams.scalars[i].add_rendered(labels, extra, *v);
         }
         for io in &state.io {
             resolve_device(&mut state.devices, &self.paths, io.major, io.minor);
         }
         for io in &state.io {
             let device = state.devices.get(&(io.major, io.minor)).map_or("", |d| d.as_str());
-            labels.push(("device", device));
-            fams.fs_reads.add(&labels, io.read as f64);
-            fams.fs_writes.add(&labels, io.write as f64);
-            labels.truncate(base);
+            fams.fs_reads.add_rendered(labels, Some(("device", device)), io.read as f64);
+            fams.fs_writes.add_rendered(labels, Some(("device", device)), io.write as f64);
         }
-        fams.start.add(&labels, t.start_time);
-        fams.last_seen.add(&labels, now);
-        self.network(t, layout, &f.path, &mut state.buf, &labels, fams);
-    }
-
-    /// Network counters from the namespace of the container's first process, when it has its own.
-    fn network(&self, t: &mut Tracked, layout: &Layout, rel: &str, buf: &mut Vec<u8>, labels: &[(&str, &str)], fams: &mut Families) {
-        if t.net.is_none() {
-            let Some(pid) = read_once(layout, rel, Slot::Procs).as_deref().and_then(parse::first_pid) else { return };
-            t.net = Some((pid, self.open_net_dev(pid)));
-        }
-        let Some((_, Some(file))) = &t.net else { return };
-        let Some(text) = read(Some(file), buf) else {
+        fams.start.add_rendered(labels, None, t.start_time);
+        fams.last_seen.add_rendered(labels, None, now);
+        let Some(ns) = self.netns_of(t, layout, &f.path, &mut state.netns) else { return };
+        let Some(ns) = read_netns(&mut state.netns, ns, state.scrape, &mut state.buf) else {
             t.net = None;
             return;
         };
-        let mut with_iface: Vec<(&str, &str)> = labels.to_vec();
-        parse::net_dev(text, |iface, rb, rp, tb, tp| {
-            with_iface.push(("interface", iface));
-            fams.net[0].add(&with_iface, rb as f64);
-            fams.net[1].add(&with_iface, rp as f64);
-            fams.net[2].add(&with_iface, tb as f64);
-            fams.net[3].add(&with_iface, tp as f64);
-            with_iface.pop();
-        });
+        for (iface, v) in &ns.ifaces {
+            for (fam, value) in fams.net.iter_mut().zip(v) {
+                fam.add_rendered(labels, Some(("interface", iface)), *value as f64);
+            }
+        }
     }
 
-    /// /proc/<pid>/net/dev, unless the process shares the host's (PID 1's) network namespace.
-    fn open_net_dev(&self, pid: u32) -> Option<File> {
+    /// The network namespace a container's net/dev is read from: that of its first process
+    /// when it has its own (not the host's). Looked up again with the limits, every
+    /// `SPEC_REFRESH`; opens the namespace's net/dev when no other container did.
+    fn netns_of<'t>(&self, t: &'t mut Tracked, layout: &Layout, rel: &str, netns: &mut HashMap<String, NetNs>) -> Option<&'t str> {
+        if t.net.is_none() {
+            let pid = read_once(layout, rel, Slot::Procs).as_deref().and_then(parse::first_pid)?;
+            t.net = Some(self.own_netns(pid));
+            if let Some(Some(ns)) = &t.net {
+                if !netns.contains_key(ns) {
+                    let file = File::open(self.paths.proc(&format!("{pid}/net/dev"))).ok();
+                    match file {
+                        Some(file) => {
+                            netns.insert(ns.clone(), NetNs { file, read_in: 0, ifaces: Vec::new() });
+                        }
+                        None => t.net = Some(None),
+                    }
+                }
+            }
+        }
+        t.net.as_ref()?.as_deref()
+    }
+
+    /// The process's network namespace (`net:[inode]`), `None` when it is the host's (PID 1's)
+    /// or cannot be read.
+    fn own_netns(&self, pid: u32) -> Option<String> {
         let ns = std::fs::read_link(self.paths.proc(&format!("{pid}/ns/net"))).ok()?;
         let host = std::fs::read_link(self.paths.proc("1/ns/net")).ok();
         if host.as_ref() == Some(&ns) {
             return None;
         }
-        File::open(self.paths.proc(&format!("{pid}/net/dev"))).ok()
+        ns.into_os_string().into_string().ok()
     }
+}
+
+/// `name="value"` (escaped), after a comma unless first.
+fn render_label(out: &mut String, name: &str, value: &str) {
+    if !out.is_empty() {
+        out.push(',');
+    }
+    out.push_str(name);
+    out.push_str("=\"");
+    fleetwatch_common::expfmt::push_escaped_label_value(out, value);
+    out.push('"');
+}
+
+/// The namespace's interfaces, read and parsed on its first use in scrape `scrape`; `None` (and
+/// the namespace forgotten) when its net/dev cannot be read (the process that opened it is gone).
+fn read_netns<'a>(netns: &'a mut HashMap<String, NetNs>, key: &str, scrape: u64, buf: &mut Vec<u8>) -> Option<&'a NetNs> {
+    let ns = netns.get_mut(key)?;
+    if ns.read_in != scrape {
+        let Some(text) = read(Some(&ns.file), buf) else {
+            netns.remove(key);
+            return None;
+        };
+        ns.ifaces.clear();
+        parse::net_dev(text, |iface, rb, rp, tb, tp| ns.ifaces.push((iface.to_string(), [rb, rp, tb, tp])));
+        ns.read_in = scrape;
+    }
+    netns.get(key)
 }
 
 /// The families of one scrape.
@@ -396,7 +458,8 @@ struct Families {
 }
 
 impl Families {
-    fn new() -> Families {
+    /// Empty families, each with room for `sizes[i]` bytes (the last scrape's) plus an eighth.
+    fn new(sizes: &[usize]) -> Families {
         let family = |name: &'static str, help: &'static str, counter: bool| {
             if counter {
                 Family::counter(name, help)
@@ -404,7 +467,7 @@ impl Families {
                 Family::gauge(name, help)
             }
         };
-        Families {
+        let mut fams = Families {
             scalars: SCALARS.iter().map(|(n, h, c)| family(n, h, *c)).collect(),
             fs_reads: Family::counter("container_fs_reads_bytes_total", "Cumulative count of bytes read."),
             fs_writes: Family::counter("container_fs_writes_bytes_total", "Cumulative count of bytes written."),
@@ -416,7 +479,20 @@ impl Families {
                 Family::counter("container_network_transmit_bytes_total", "Cumulative count of bytes transmitted."),
                 Family::counter("container_network_transmit_packets_total", "Cumulative count of packets transmitted."),
             ],
+        };
+        for (f, size) in fams.each().zip(sizes) {
+            f.reserve(size + size / 8);
         }
+        fams
+    }
+
+    fn each(&mut self) -> impl Iterator<Item = &mut Family> {
+        let rest = [&mut self.fs_reads, &mut self.fs_writes, &mut self.start, &mut self.last_seen];
+        self.scalars.iter_mut().chain(rest).chain(self.net.iter_mut())
+    }
+
+    fn sizes(&mut self) -> Vec<usize> {
+        self.each().map(|f| f.body_len()).collect()
     }
 
     fn finish(self) -> impl Iterator<Item = Family> {
@@ -555,7 +631,7 @@ fn read_v2(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>) -> Values {
     v
 }
 
-fn read_v1(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>) -> Values {
+fn read_v1(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>, cfs: bool) -> Values {
     let mut v: Values = [None; SCALARS.len()];
     v[ix::CPU] = int(t, Slot::CpuacctUsage, buf).map(|ns| ns / 1e9);
     if let Some(text) = slot(t, Slot::CpuacctStat, buf) {
@@ -563,7 +639,7 @@ fn read_v1(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>) -> Values {
         let secs = |x: Option<u64>| x.map(|x| x as f64 / super::cpu::USER_HZ);
         (v[ix::USER], v[ix::SYSTEM]) = (secs(user), secs(system));
     }
-    if let Some(text) = slot(t, Slot::CpuStat, buf) {
+    if let Some(text) = slot(t, Slot::CpuStat, buf).filter(|_| cfs) {
         let [periods, throttled, throttled_ns] = parse::keyed(text, ["nr_periods", "nr_throttled", "throttled_time"]);
         v[ix::PERIODS] = periods.map(|x| x as f64);
         v[ix::THROTTLED] = throttled.map(|x| x as f64);
