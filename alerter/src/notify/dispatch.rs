@@ -336,11 +336,11 @@ impl Dispatcher {
 
     fn mutes(&self, now_ms: i64, current: &[Current], silences: &[Silence]) -> HashMap<String, Mute> {
         let candidates: Vec<Candidate> =
-            current.iter().map(|c| Candidate { fingerprint: &c.fp, labels: &c.labels(), firing: c.firing() }).collect();
+            current.iter().map(|c| Candidate { fingerprint: &c.fp, labels: c.labels(), firing: c.firing() }).collect();
         let inhibited = self.inhibitor.inhibited_by(&candidates);
         let mut out = HashMap::new();
         for (c, by) in current.iter().zip(inhibited) {
-            let silenced_by: Vec<String> = muting(silences, &c.labels(), now_ms).into_iter().map(str::to_string).collect();
+            let silenced_by: Vec<String> = muting(silences, c.labels(), now_ms).into_iter().map(str::to_string).collect();
             if !silenced_by.is_empty() || by.is_some() {
                 out.insert(c.fp.clone(), Mute { silenced_by, inhibited_by: by });
             }
@@ -355,7 +355,7 @@ impl Dispatcher {
         for c in current {
             let t = self.tracks.entry(c.fp.clone()).or_insert_with(|| Track { labels: c.labels().clone(), ..Track::default() });
             let m = mutes.get(&c.fp).unwrap_or(&none);
-            let mut emit = |kind, detail: String| events.push(event(now_ms, kind, &c.fp, &c.labels(), detail));
+            let mut emit = |kind, detail: String| events.push(event(now_ms, kind, &c.fp, c.labels(), detail));
             if c.firing() != t.firing {
                 let kind = if c.firing() { EventKind::Fired } else { EventKind::Resolved };
                 emit(kind, String::new());
@@ -384,7 +384,7 @@ impl Dispatcher {
     fn assign(&mut self, now_ms: i64, current: &[Current]) {
         for c in current {
             if !self.placements.contains_key(&c.fp) {
-                let found = self.place(&c.labels());
+                let found = self.place(c.labels());
                 self.placements.insert(c.fp.clone(), found);
             }
             for p in &self.placements[&c.fp] {
