@@ -162,6 +162,8 @@ struct Track {
     firing: bool,
     silenced: bool,
     inhibited: bool,
+    /// Restored as firing: not taken as resolved for being absent before this time.
+    hold_until_ms: Option<i64>,
 }
 
 /// Why an alert is muted at this step.
@@ -281,10 +283,8 @@ impl Dispatcher {
     pub fn step(&mut self, now_ms: i64, alerts: &[AlertSnapshot], silences: &[Silence]) -> StepOutput {
         let current = normalize(alerts);
         let mutes = self.mutes(now_ms, &current, silences);
+        self.start_holds(now_ms);
         let mut out = StepOutput { events: self.track(now_ms, &current, &mutes), ..StepOutput::default() };
-        for g in self.groups.values_mut().filter(|g| g.hold_until_ms == Some(RESTORED)) {
-            g.hold_until_ms = Some(now_ms + self.restore_grace_ms);
-        }
         self.assign(now_ms, &current);
         let present: HashSet<&str> = current.iter().map(|c| c.fp.as_str()).collect();
         for g in self.groups.values_mut() {
@@ -305,16 +305,37 @@ impl Dispatcher {
         out
     }
 
-    /// Takes back `state()` from before a restart (or a config reload); groups whose route no
-    /// longer exists are dropped.
+    /// Takes back `state()` saved before a restart; groups whose route no longer exists are
+    /// dropped. Alerts notified as firing are held for the restore grace.
     pub fn restore(&mut self, state: Vec<GroupState>) {
+        self.restore_groups(state, Some(RESTORED));
+    }
+
+    /// Takes over from the dispatcher of the previous config (a reload): what was notified,
+    /// and what the history already reported.
+    pub fn take_over(&mut self, old: Dispatcher) {
+        self.restore_groups(old.state(), None);
+        self.tracks = old.tracks;
+    }
+
+    fn restore_groups(&mut self, state: Vec<GroupState>, hold: Option<i64>) {
         for s in state {
             let Some(timing) = self.timing_for(&s.receiver, &s.group_key) else { continue };
             for a in s.alerts.iter().filter(|a| a.status == Status::Firing) {
-                self.tracks.insert(a.fingerprint.clone(), Track { labels: a.labels.clone(), firing: true, ..Track::default() });
+                let t = Track { labels: a.labels.clone(), firing: true, hold_until_ms: hold, ..Track::default() };
+                self.tracks.insert(a.fingerprint.clone(), t);
             }
             let key = (s.receiver.clone(), s.group_key.clone());
-            self.groups.insert(key, Group::restored(s, timing));
+            self.groups.insert(key, Group::restored(s, timing, hold));
+        }
+    }
+
+    /// At the first step after `restore`, the restore grace starts.
+    fn start_holds(&mut self, now_ms: i64) {
+        let until = Some(now_ms + self.restore_grace_ms);
+        let holds = self.groups.values_mut().map(|g| &mut g.hold_until_ms).chain(self.tracks.values_mut().map(|t| &mut t.hold_until_ms));
+        for h in holds.filter(|h| **h == Some(RESTORED)) {
+            *h = until;
         }
     }
 
@@ -368,15 +389,16 @@ impl Dispatcher {
             if inhibited && !t.inhibited {
                 emit(EventKind::Inhibited, format!("inhibited by {}", m.inhibited_by.as_deref().unwrap_or("")));
             }
-            (t.firing, t.silenced, t.inhibited) = (c.firing(), silenced, inhibited);
+            (t.firing, t.silenced, t.inhibited, t.hold_until_ms) = (c.firing(), silenced, inhibited, None);
         }
         let present: HashSet<&str> = current.iter().map(|c| c.fp.as_str()).collect();
+        let held = |t: &Track| t.hold_until_ms.is_some_and(|h| now_ms < h);
         for (fp, t) in &self.tracks {
-            if t.firing && !present.contains(fp.as_str()) {
+            if t.firing && !present.contains(fp.as_str()) && !held(t) {
                 events.push(event(now_ms, EventKind::Resolved, fp, &t.labels, "no longer reported".into()));
             }
         }
-        self.tracks.retain(|fp, _| present.contains(fp.as_str()));
+        self.tracks.retain(|fp, t| present.contains(fp.as_str()) || held(t));
         events
     }
 
@@ -462,7 +484,7 @@ impl Group {
         }
     }
 
-    fn restored(s: GroupState, timing: Timing) -> Group {
+    fn restored(s: GroupState, timing: Timing, hold: Option<i64>) -> Group {
         let mut g = Group::new(&s.receiver, &s.group_key, s.group_labels, timing);
         g.last_notified_ms = Some(s.last_notified_ms);
         for a in s.alerts {
@@ -473,7 +495,7 @@ impl Group {
             }
             g.notified.insert(a.fingerprint.clone(), a);
         }
-        g.hold_until_ms = Some(RESTORED);
+        g.hold_until_ms = hold;
         g
     }
 
@@ -956,6 +978,25 @@ inhibit_rules: []
         s.alerts = kept;
         let sent = s.run(40 * MIN);
         assert_eq!(times(&sent), [30_000 + 30 * MIN]);
+        assert_eq!(s.events_of(EventKind::Fired), ["a"]);
+        assert!(s.events_of(EventKind::Resolved).is_empty());
+    }
+
+    #[test]
+    fn reload_keeps_what_was_notified_and_reported() {
+        let mut s = sim(SIMPLE);
+        s.fire("alertname=A,instance=a");
+        s.run(10 * MIN);
+        s.silence("instance=a", 0, 60 * MIN);
+        s.run(11 * MIN);
+        let mut d = sim(SIMPLE).d;
+        d.take_over(std::mem::replace(&mut s.d, sim(SIMPLE).d));
+        s.d = d;
+        s.forget("alertname=A,instance=a");
+        s.run(20 * MIN);
+        assert_eq!(s.events_of(EventKind::Fired), ["a"]);
+        assert_eq!(s.events_of(EventKind::Silenced), ["a"]);
+        assert_eq!(s.events_of(EventKind::Resolved), ["a"]);
     }
 
     const FORWARD: &str = "route: {receiver: am, group_wait: 30s}\ninhibit_rules: []\n";
