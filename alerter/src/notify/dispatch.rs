@@ -1031,6 +1031,67 @@ inhibit_rules: []
         assert_eq!(sent.iter().filter(|(_, n)| n.group_labels["alertname"] == "Other").count(), 1);
     }
 
+    /// A pseudo-random storyline of 12 alerts over 6 hours with a restart in the middle; the
+    /// notifications keep the timing rules and every announced alert gets one resolution.
+    #[test]
+    fn random_storyline_keeps_the_rules() {
+        let mut s = sim(SIMPLE);
+        let mut seed: u64 = 42;
+        let mut next = move || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize
+        };
+        let specs: Vec<String> = (0..12).map(|i| format!("alertname=A{},instance=i{i}", i % 3)).collect();
+        for minute in 0..360 {
+            if minute == 180 {
+                let saved = s.d.state();
+                s.d = sim(SIMPLE).d;
+                s.d.restore(saved);
+            }
+            let spec = &specs[next() % specs.len()];
+            match (next() % 4, s.alerts.get(spec).map(|a| a.ends_at_ms.is_none())) {
+                (0 | 1, None) | (0, Some(false)) => s.fire(spec),
+                (2, Some(true)) => s.resolve(spec),
+                (3, Some(false)) => s.forget(spec),
+                _ => {}
+            }
+            s.run(minute * MIN + 50_000);
+        }
+        for spec in &specs {
+            if s.alerts.get(spec).is_some_and(|a| a.ends_at_ms.is_none()) {
+                s.resolve(spec);
+            }
+        }
+        s.run(400 * MIN);
+        check_storyline(&s.sent);
+    }
+
+    fn check_storyline(sent: &[(i64, Notification)]) {
+        let mut last: HashMap<&str, (i64, Vec<String>)> = HashMap::new();
+        let mut status: HashMap<&str, Status> = HashMap::new();
+        for (t, n) in sent {
+            let now = content(n);
+            if let Some((prev, before)) = last.get(n.group_key.as_str()) {
+                assert!(t - prev >= 5 * MIN, "{} notified at {prev} and {t}", n.group_key);
+                assert!(*before != now || t - prev >= 30 * MIN, "{} repeated early at {t}", n.group_key);
+            }
+            for a in &n.alerts {
+                let was = status.insert(&a.fingerprint, a.status);
+                assert!(!(a.status == Status::Resolved && was != Some(Status::Firing)), "{:?} resolved twice at {t}", a.labels);
+            }
+            last.insert(&n.group_key, (*t, now));
+        }
+        let resolved = sent.iter().flat_map(|(_, n)| &n.alerts).filter(|a| a.status == Status::Resolved).count();
+        assert!(sent.len() > 20 && resolved > 10, "{} {resolved}", sent.len());
+        assert!(status.values().all(|s| *s == Status::Resolved), "{status:?}");
+    }
+
+    #[test]
+    fn dispatcher_can_move_between_threads() {
+        fn send<T: Send>() {}
+        send::<Dispatcher>();
+    }
+
     #[test]
     fn unknown_receiver_is_an_error() {
         let cfg: NotifyConfig = serde_yaml_ng::from_str("route: {receiver: nobody}").unwrap();
