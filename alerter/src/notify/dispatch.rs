@@ -548,17 +548,17 @@ impl Group {
     }
 
     /// The alerts a notification would carry now.
-    fn visible(&self, now_ms: i64, mutes: &HashMap<String, Mute>, present: &HashSet<&str>) -> Vec<NotifiedAlert> {
+    fn visible(&self, now_ms: i64, mutes: &HashMap<String, Mute>, present: &HashSet<&str>) -> Vec<&NotifiedAlert> {
         let shown = |fp: &String, a: &NotifiedAlert| {
             let muted = mutes.get(fp).is_some_and(Mute::muted) || self.held(now_ms, fp, present);
             !muted && (a.status == Status::Firing || self.timing.forward || self.notified_firing(fp))
         };
-        let mut out: Vec<NotifiedAlert> = self.alerts.iter().filter(|(fp, a)| shown(fp, a)).map(|(_, a)| a.clone()).collect();
+        let mut out: Vec<&NotifiedAlert> = self.alerts.iter().filter(|(fp, a)| shown(fp, a)).map(|(_, a)| a).collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
     }
 
-    fn needs_update(&self, now_ms: i64, visible: &[NotifiedAlert]) -> bool {
+    fn needs_update(&self, now_ms: i64, visible: &[&NotifiedAlert]) -> bool {
         let firing: Vec<&str> = visible.iter().filter(|a| a.status == Status::Firing).map(|a| a.fingerprint.as_str()).collect();
         let Some(last) = self.last_notified_ms else { return !firing.is_empty() };
         let repeat_due = now_ms - last >= self.timing.repeat_ms;
@@ -575,9 +575,9 @@ impl Group {
 
     fn flush(&mut self, now_ms: i64, mutes: &HashMap<String, Mute>, present: &HashSet<&str>, url: &str) -> Option<Notification> {
         let visible = self.visible(now_ms, mutes, present);
-        let sent = self.needs_update(now_ms, &visible).then(|| self.notification(&visible, url));
-        if sent.is_some() {
-            self.remember(now_ms, visible, present);
+        let sent = self.needs_update(now_ms, &visible).then(|| self.notification(visible.into_iter().cloned().collect(), url));
+        if let Some(n) = &sent {
+            self.remember(now_ms, &n.alerts, present);
         }
         let forward = self.timing.forward;
         let done: Vec<String> = self
@@ -602,8 +602,8 @@ impl Group {
     }
 
     /// Records a sent notification; held members keep their earlier entry.
-    fn remember(&mut self, now_ms: i64, visible: Vec<NotifiedAlert>, present: &HashSet<&str>) {
-        let mut notified: BTreeMap<String, NotifiedAlert> = visible.into_iter().map(|a| (a.fingerprint.clone(), a)).collect();
+    fn remember(&mut self, now_ms: i64, sent: &[NotifiedAlert], present: &HashSet<&str>) {
+        let mut notified: BTreeMap<String, NotifiedAlert> = sent.iter().map(|a| (a.fingerprint.clone(), a.clone())).collect();
         for (fp, old) in &self.notified {
             if self.held(now_ms, fp, present) && self.alerts.contains_key(fp) {
                 notified.entry(fp.clone()).or_insert_with(|| old.clone());
@@ -613,7 +613,7 @@ impl Group {
         self.last_notified_ms = Some(now_ms);
     }
 
-    fn notification(&self, alerts: &[NotifiedAlert], url: &str) -> Notification {
+    fn notification(&self, alerts: Vec<NotifiedAlert>, url: &str) -> Notification {
         let mut n = Notification {
             receiver: self.receiver.clone(),
             status: Status::Firing,
@@ -622,7 +622,7 @@ impl Group {
             common_labels: KV::new(),
             common_annotations: KV::new(),
             external_url: url.to_string(),
-            alerts: alerts.to_vec(),
+            alerts,
             truncated_alerts: 0,
         };
         n.summarize();
