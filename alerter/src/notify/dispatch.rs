@@ -82,6 +82,15 @@ pub struct GroupState {
     pub alerts: Vec<NotifiedAlert>,
 }
 
+/// The state that changed since the last `take_state_changes`: store `removed` first, then
+/// `changed` (a group can be removed and created again in between).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct StateChanges {
+    pub changed: Vec<GroupState>,
+    /// (receiver, group key) of groups that no longer need state.
+    pub removed: Vec<(String, String)>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     #[error(transparent)]
@@ -153,6 +162,8 @@ struct Group {
     retired: BTreeSet<String>,
     /// Restored members are not taken as resolved for being absent before this time.
     hold_until_ms: Option<i64>,
+    /// Its state changed since the last `take_state_changes`.
+    dirty: bool,
 }
 
 /// Per-alert memory for history events.
@@ -233,6 +244,8 @@ pub struct Dispatcher {
     tracks: HashMap<String, Track>,
     /// Routing results by fingerprint (they depend on the labels only).
     placements: HashMap<String, Vec<Placement>>,
+    /// Groups with state removed since the last `take_state_changes`.
+    removed: Vec<(String, String)>,
 }
 
 impl Dispatcher {
@@ -257,6 +270,7 @@ impl Dispatcher {
             groups: HashMap::new(),
             tracks: HashMap::new(),
             placements: HashMap::new(),
+            removed: Vec::new(),
         })
     }
 
@@ -293,7 +307,14 @@ impl Dispatcher {
                 out.notifications.extend(g.flush(now_ms, &mutes, &present, &self.external_url));
             }
         }
-        self.groups.retain(|_, g| !g.is_idle());
+        let removed = &mut self.removed;
+        self.groups.retain(|id, g| {
+            let keep = !g.is_idle();
+            if !keep && g.last_notified_ms.is_some() {
+                removed.push(id.clone());
+            }
+            keep
+        });
         out.notifications.sort_by(|a, b| (&a.receiver, &a.group_key).cmp(&(&b.receiver, &b.group_key)));
         out
     }
@@ -305,8 +326,20 @@ impl Dispatcher {
         out
     }
 
+    /// What changed in `state()` since the last call, for storing it incrementally (in the
+    /// same transaction as the step's notifications).
+    pub fn take_state_changes(&mut self) -> StateChanges {
+        let mut changed = Vec::new();
+        for g in self.groups.values_mut().filter(|g| g.dirty) {
+            g.dirty = false;
+            changed.extend(g.state());
+        }
+        changed.sort_by(|a, b| (&a.receiver, &a.group_key).cmp(&(&b.receiver, &b.group_key)));
+        StateChanges { changed, removed: std::mem::take(&mut self.removed) }
+    }
+
     /// Takes back `state()` saved before a restart; groups whose route no longer exists are
-    /// dropped. Alerts notified as firing are held for the restore grace.
+    /// dropped (and reported by the next `take_state_changes` as removed). Alerts notified as firing are held for the restore grace.
     pub fn restore(&mut self, state: Vec<GroupState>) {
         self.restore_groups(state, Some(RESTORED));
     }
@@ -320,7 +353,10 @@ impl Dispatcher {
 
     fn restore_groups(&mut self, state: Vec<GroupState>, hold: Option<i64>) {
         for s in state {
-            let Some(timing) = self.timing_for(&s.receiver, &s.group_key) else { continue };
+            let Some(timing) = self.timing_for(&s.receiver, &s.group_key) else {
+                self.removed.push((s.receiver, s.group_key));
+                continue;
+            };
             for a in s.alerts.iter().filter(|a| a.status == Status::Firing) {
                 let t = Track { labels: a.labels.clone(), firing: true, hold_until_ms: hold, ..Track::default() };
                 self.tracks.insert(a.fingerprint.clone(), t);
@@ -481,6 +517,7 @@ impl Group {
             notified: BTreeMap::new(),
             retired: BTreeSet::new(),
             hold_until_ms: None,
+            dirty: false,
         }
     }
 
@@ -588,8 +625,9 @@ impl Group {
             .collect();
         for fp in done {
             self.alerts.remove(&fp);
-            if let Some(n) = self.notified.get_mut(&fp) {
+            if let Some(n) = self.notified.get_mut(&fp).filter(|n| n.status == Status::Firing) {
                 n.status = Status::Resolved;
+                self.dirty = true;
             }
             if present.contains(fp.as_str()) {
                 self.retired.insert(fp);
@@ -611,6 +649,7 @@ impl Group {
         }
         self.notified = notified;
         self.last_notified_ms = Some(now_ms);
+        self.dirty = true;
     }
 
     fn notification(&self, alerts: Vec<NotifiedAlert>, url: &str) -> Notification {
@@ -1084,6 +1123,28 @@ inhibit_rules: []
         let resolved = sent.iter().flat_map(|(_, n)| &n.alerts).filter(|a| a.status == Status::Resolved).count();
         assert!(sent.len() > 20 && resolved > 10, "{} {resolved}", sent.len());
         assert!(status.values().all(|s| *s == Status::Resolved), "{status:?}");
+    }
+
+    #[test]
+    fn state_changes_follow_notifications_and_removals() {
+        let mut s = sim(SIMPLE);
+        s.fire("alertname=A,instance=a");
+        s.run(20_000);
+        assert_eq!(s.d.take_state_changes(), StateChanges::default());
+        s.run(30_000);
+        let first = s.d.take_state_changes();
+        assert_eq!(first.changed, s.d.state());
+        s.run(10 * MIN);
+        assert_eq!(s.d.take_state_changes(), StateChanges::default());
+        s.forget("alertname=A,instance=a");
+        s.run(20 * MIN);
+        let gone = s.d.take_state_changes();
+        assert_eq!(gone.removed, [("ops".to_string(), r#"{}:{alertname="A"}"#.to_string())]);
+        // State of a route that no longer exists is removed too.
+        let mut d = sim(SIMPLE).d;
+        let stale = GroupState { receiver: "pager".into(), ..first.changed[0].clone() };
+        d.restore(vec![stale]);
+        assert_eq!(d.take_state_changes().removed, [("pager".to_string(), r#"{}:{alertname="A"}"#.to_string())]);
     }
 
     #[test]
