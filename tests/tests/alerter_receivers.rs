@@ -342,7 +342,7 @@ import email, email.policy, json, os, ssl, sys, time
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-port, out, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+port, out, mode, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 
 class Saver:
     async def handle_DATA(self, server, session, envelope):
@@ -357,7 +357,7 @@ class Saver:
             "headers": {k: str(v) for k, v in msg.items()},
             "text": text.get_content() if text else None,
             "html": html.get_content() if html else None,
-            "tls": session.ssl is not None,
+            "tls": session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None,
             "auth": session.authenticated,
         }
         n = len(os.listdir(out))
@@ -370,10 +370,14 @@ def login(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=auth_data.login == b"alerts" and auth_data.password == b"pw-123")
 
 kwargs = {}
-if cert != "-":
+if mode != "plain":
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
-    kwargs = dict(tls_context=ctx, require_starttls=True, authenticator=login, auth_required=True)
+    kwargs = dict(authenticator=login, auth_required=True)
+    if mode == "starttls":
+        kwargs.update(tls_context=ctx, require_starttls=True)
+    else:
+        kwargs.update(ssl_context=ctx, auth_require_tls=False)
 c = Controller(Saver(), hostname="127.0.0.1", port=port, **kwargs)
 c.start()
 print("ready", flush=True)
@@ -381,14 +385,15 @@ while True:
     time.sleep(3600)
 "#;
 
-fn smtp_server(python: &Path, dir: &Path, tls: Option<&support::Pki>) -> (Proc, u16, std::path::PathBuf) {
+/// `mode` is `plain`, `starttls` or `implicit` (the last two need `pki`).
+fn smtp_server(python: &Path, dir: &Path, mode: &str, pki: Option<&support::Pki>) -> (Proc, u16, std::path::PathBuf) {
     let port = free_port();
     let out = dir.join(format!("mail-{port}"));
     std::fs::create_dir(&out).unwrap();
     std::fs::write(dir.join("smtp.py"), SMTP_SERVER).unwrap();
-    let (cert, key) = tls.map_or(("-".into(), "-".into()), |p| (p.path("server.pem"), p.path("server.key")));
+    let (cert, key) = pki.map_or(("-".into(), "-".into()), |p| (p.path("server.pem"), p.path("server.key")));
     let mut cmd = Command::new(python);
-    cmd.arg(dir.join("smtp.py")).arg(port.to_string()).arg(&out).arg(cert).arg(key);
+    cmd.arg(dir.join("smtp.py")).arg(port.to_string()).arg(&out).arg(mode).arg(cert).arg(key);
     let p = Proc::spawn("aiosmtpd", &mut cmd);
     wait_port(port, "aiosmtpd");
     (p, port, out)
@@ -408,7 +413,7 @@ fn email_via_aiosmtpd() {
     let dir = tempfile::tempdir().unwrap();
 
     // Plain SMTP (no STARTTLS offered, require_tls off), default templates.
-    let (_smtp, port, out) = smtp_server(&python, dir.path(), None);
+    let (_smtp, port, out) = smtp_server(&python, dir.path(), "plain", None);
     let yaml = format!(
         "name: ops\nemail_configs:\n  - to: 'oncall@example.com, dba@example.com'\n    from: 'Fleetwatch <alerts@example.com>'\n    smarthost: 127.0.0.1:{port}\n    require_tls: false\n    headers: {{X-Fleet: '{{{{ .Receiver }}}}'}}\n"
     );
@@ -428,7 +433,7 @@ fn email_via_aiosmtpd() {
 
     // STARTTLS with a certificate from a test CA, and authentication.
     let pki = support::Pki::new();
-    let (_smtps, port, out) = smtp_server(&python, dir.path(), Some(&pki));
+    let (_smtps, port, out) = smtp_server(&python, dir.path(), "starttls", Some(&pki));
     std::fs::write(dir.path().join("smtp_password"), "pw-123\n").unwrap();
     let yaml = format!(
         "name: ops\nemail_configs:\n  - to: oncall@example.com\n    from: alerts@example.com\n    smarthost: 127.0.0.1:{port}\n    auth_username: alerts\n    auth_password_file: smtp_password\n    tls_config: {{ca_file: {}}}\n    headers: {{Subject: 'Resolved? {{{{ .Status }}}}'}}\n    html: ''\n",
@@ -448,4 +453,17 @@ fn email_via_aiosmtpd() {
     assert!(send(&integrations[0], &resolved()).is_err());
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(!out.join("1.json").exists());
+
+    // Implicit TLS (SMTPS), chosen with `tls: implicit` on a port other than 465.
+    std::fs::write(dir.path().join("smtp_password"), "pw-123\n").unwrap();
+    let (_smtps, port, out) = smtp_server(&python, dir.path(), "implicit", Some(&pki));
+    let yaml = format!(
+        "name: ops\nemail_configs:\n  - to: oncall@example.com\n    from: alerts@example.com\n    smarthost: 127.0.0.1:{port}\n    tls: implicit\n    auth_username: alerts\n    auth_password_file: smtp_password\n    tls_config: {{ca_file: {}}}\n",
+        pki.path("ca.pem")
+    );
+    send(&receiver(&yaml, dir.path())[0], &firing()).unwrap();
+    let m = saved_mail(&out);
+    assert_eq!((m["tls"].as_bool(), m["auth"].as_bool()), (Some(true), Some(true)), "{m}");
+    assert!(m["headers"]["Date"].is_string() && m["headers"]["Message-ID"].is_string(), "{m}");
+    assert!(m["html"].as_str().unwrap().contains("<title>[FIRING:2] DiskFull (critical)</title>"), "{m}");
 }

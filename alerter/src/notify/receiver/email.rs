@@ -129,7 +129,7 @@ impl EmailSender {
     pub fn message(&self, n: &Notification) -> Result<Message, SendError> {
         let to = self.to.render(n)?;
         let to: Mailboxes = to.parse().map_err(|e| SendError::fatal(format!("to: {to:?}: {e}")))?;
-        let mut b = Message::builder().from(self.from.clone()).subject(self.subject.render(n)?);
+        let mut b = Message::builder().message_id(None).from(self.from.clone()).subject(self.subject.render(n)?);
         for mailbox in to {
             b = b.to(mailbox);
         }
