@@ -1,7 +1,8 @@
 //! The `activity` collector end to end, against the real exporter binary: the idle action runs
 //! exactly once per idle period after `idle.after` and is held off by activity (a busy process,
 //! file changes); a real SSH login through Debian's OpenSSH server shows in
-//! `activity_ssh_sessions` and disappears after logout.
+//! `activity_ssh_sessions` and disappears after logout; file changes under a root, in new
+//! directories too, show in `activity_file_modifications_total`, excluded ones do not.
 
 mod support;
 
@@ -78,7 +79,7 @@ fn idle_action_runs_once_after_the_idle_period_and_activity_holds_it_off() {
     std::fs::create_dir_all(projects.join("app")).unwrap();
     let config = idle_config(dir.path(), &projects);
     let marker = dir.path().join("marker");
-    let busy = busy_process(dir.path());
+    let mut busy = Some(busy_process(dir.path()));
     let started = Instant::now();
     let (_exporter, port) =
         exporter(&["--collector.disable-defaults", "--collector.activity", &format!("--config.file={}", config.display())]);
@@ -91,12 +92,17 @@ fn idle_action_runs_once_after_the_idle_period_and_activity_holds_it_off() {
         assert_eq!(value(port, "activity_idle"), Some(0.0));
         std::thread::sleep(Duration::from_millis(250));
     }
-    drop(busy);
-    // File changes keep it active too (TEMPORARY gate until the watcher branch is merged).
-    let watching = get(port, "/metrics", &[]).text().contains("activity_watched_directories{");
+    // File changes in a root keep it active too. They count once gathered (about a second), so
+    // the touching starts before the busy process goes, for one unbroken active period.
     let touching = Instant::now();
-    while watching && touching.elapsed() < Duration::from_secs(5) {
-        std::fs::write(projects.join("app/main.rs"), format!("{:?}", touching.elapsed())).unwrap();
+    while touching.elapsed() < Duration::from_secs(7) {
+        if touching.elapsed() > Duration::from_secs(2) {
+            busy.take();
+        }
+        // A new file each time: changes to one path are gathered for a second before they count,
+        // which with a 1 s interval could leave one sample without a change.
+        let n = touching.elapsed().as_millis();
+        std::fs::write(projects.join(format!("app/f{n}.rs")), format!("{n}")).unwrap();
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(lines(&marker), 0, "the idle action ran while the machine was active");
@@ -243,4 +249,44 @@ fn a_real_ssh_login_is_counted_while_it_lasts() {
         (value(exporter_port, "activity_ssh_sessions") == Some(0.0)).then_some(())
     });
     assert_eq!(value(exporter_port, &user_sessions), Some(0.0));
+}
+
+#[test]
+fn file_changes_under_a_root_are_counted_through_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let projects = dir.path().join("projects");
+    std::fs::create_dir_all(projects.join("app/node_modules/dep")).unwrap();
+    std::fs::write(projects.join("app/main.rs"), "fn main() {}\n").unwrap();
+    let config = dir.path().join("exporter.yml");
+    std::fs::write(&config, format!("activity:\n  roots: ['{}']\n  users: []\n  interval: 1s\n", projects.display())).unwrap();
+    let (_exporter, port) =
+        exporter(&["--collector.disable-defaults", "--collector.activity", &format!("--config.file={}", config.display())]);
+    let root = projects.display().to_string();
+    let total = format!("activity_file_modifications_total{{root=\"{root}\"}}");
+    let inotify = format!("activity_watched_directories{{root=\"{root}\",mode=\"inotify\"}}");
+    // projects, app (node_modules is excluded).
+    eventually(Duration::from_secs(10), "the root watched", || (value(port, &inotify) == Some(2.0)).then_some(()));
+    assert_eq!(value(port, &total), Some(0.0));
+
+    // Excluded: nothing counts.
+    std::fs::write(projects.join("app/node_modules/dep/index.js"), "x").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(value(port, &total), Some(0.0), "a change under node_modules/ was counted");
+
+    // A modification, a new directory with a file in it, a rename and a delete: 5 changes
+    // (the new directory itself counts too).
+    std::fs::write(projects.join("app/main.rs"), "fn main() { println!(); }\n").unwrap();
+    std::fs::create_dir(projects.join("app/src")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(projects.join("app/src/lib.rs"), "\n").unwrap();
+    std::fs::rename(projects.join("app/src/lib.rs"), projects.join("app/src/mod.rs")).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::remove_file(projects.join("app/src/mod.rs")).unwrap();
+    let n = eventually(Duration::from_secs(10), "the changes counted", || value(port, &total).filter(|n| *n >= 4.0));
+    assert!(n >= 4.0, "{n}");
+    eventually(Duration::from_secs(10), "the new directory watched", || (value(port, &inotify) == Some(3.0)).then_some(()));
+    let last = format!("activity_last_file_modification_timestamp_seconds{{root=\"{root}\"}}");
+    let at = value(port, &last).expect("last modification time");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!((now - at).abs() < 60.0, "{at} vs {now}");
 }

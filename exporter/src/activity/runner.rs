@@ -122,6 +122,7 @@ impl Runner {
             exclude: cfg.exclude.clone(),
             scan_interval: cfg.scan_interval,
             scan_max_dirs: SCAN_MAX_DIRS,
+            max_watches: cfg.max_watches,
         });
         let mut work = Some(Work { cfg: cfg.clone(), sampler, watcher, log: EventLog::new(&cfg.event_log), state, first: true });
         let task = handle.spawn(async move {
