@@ -90,7 +90,8 @@ impl Sampler {
         let users = self.users();
         let now = Instant::now();
         let cpu = crate::collector::read_small(&self.paths.proc("stat")).ok().and_then(|t| procfs::host_cpu(&t));
-        let procs = self.processes();
+        // Without users there is nothing to attribute processes or sessions to: /proc/stat only.
+        let procs = if users.is_empty() { HashMap::new() } else { self.processes() };
         let by_uid: HashMap<u32, &str> = users.iter().filter_map(|(n, uid)| uid.map(|u| (u, n.as_str()))).collect();
         let mut s = Sample {
             user_processes: users.keys().map(|u| (u.clone(), 0)).collect(),
@@ -143,6 +144,9 @@ impl Sampler {
     /// session that died without logging out does not count); an SSH one when that process or
     /// its parent is sshd. Plus sshd sessions without a terminal, which utmp never records.
     fn count_sessions(&self, procs: &HashMap<i32, Proc>, s: &mut Sample) {
+        if s.user_sessions.is_empty() {
+            return;
+        }
         let records = match std::fs::read(&self.utmp) {
             Ok(bytes) => utmp::parse(&bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -259,5 +263,18 @@ mod tests {
         assert_eq!(s.user_processes, BTreeMap::from([("ghost".into(), 0), ("root".into(), 2)]));
         assert_eq!(s.user_sessions, BTreeMap::from([("ghost".into(), 0), ("root".into(), 0)]));
         assert_eq!(s.ssh_sessions, 0);
+    }
+
+    #[test]
+    fn no_users_means_no_process_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        tree(dir.path(), 10, 1000);
+        fs::write(dir.path().join("root/etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+        let mut sampler = Sampler::new(&Paths::under(dir.path()), &[], Path::new("/run/utmp"));
+        sampler.sample();
+        fs::write(dir.path().join("proc/stat"), "cpu  3000 0 0 17000 0 0 0 0 0 0\n").unwrap();
+        let s = sampler.sample();
+        assert!(s.user_processes.is_empty() && s.top.is_empty() && s.ssh_sessions == 0);
+        assert!(s.cpu_busy_ratio > 0.0);
     }
 }
