@@ -57,7 +57,7 @@ fn idle_config(dir: &Path, projects: &Path) -> PathBuf {
     action:
       command: [sh, -c, 'echo fired >> "$0"', '{marker}']
       warn_command: [sh, -c, 'echo warned >> "$0"', '{warned}']
-      warn_before: 1s
+      warn_before: 2s
       timeout: 10s
 "#,
             projects = projects.display(),
@@ -108,7 +108,7 @@ fn idle_action_runs_once_after_the_idle_period_and_activity_holds_it_off() {
     assert_eq!(lines(&marker), 0, "the idle action ran while the machine was active");
     assert_eq!(value(port, "activity_idle_actions_total"), Some(0.0));
 
-    // Quiet: the action runs once `after` into the idle period, the warning a second before.
+    // Quiet: the action runs once `after` into the idle period, the warning two seconds before.
     eventually(Duration::from_secs(20), "the idle action's marker", || (lines(&marker) == 1).then_some(()));
     let idle_for = value(port, "activity_idle_seconds").unwrap();
     assert!(idle_for >= 2.0, "acted after {idle_for} s idle");
