@@ -123,6 +123,10 @@ fn idle_action_runs_once_after_the_idle_period_and_activity_holds_it_off() {
     assert!(kinds.contains(&"activity_detected".to_string()), "{events}");
     assert_eq!(kinds.iter().filter(|k| *k == "idle_started").count(), 1, "{events}");
     assert_eq!(kinds.iter().filter(|k| *k == "idle_action").count(), 1, "{events}");
+    // Every file written while touching is in some event's modified_files.
+    let modified: u64 =
+        events.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["details"]["modified_files"].as_u64().unwrap()).sum();
+    assert!(modified >= 10, "{modified} file modifications logged: {events}");
 
     // Activity starts a new idle period: the busy process resets it, and the action runs again.
     let busy = busy_process(dir.path());

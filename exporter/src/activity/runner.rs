@@ -17,6 +17,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Most directories one pass of the watcher's fallback scan visits.
 pub const SCAN_MAX_DIRS: usize = 20_000;
+/// While the machine stays active, an `activity_detected` event is written at most this often
+/// (in seconds; the seeds' daemon wrote one a minute), carrying the file changes since the
+/// previous event: a month of events then fits the default rotation.
+pub const ACTIVE_EVENT_PERIOD: f64 = 60.0;
 
 /// What a scrape reads, and what outlives a reload.
 #[derive(Default)]
@@ -124,7 +128,15 @@ impl Runner {
             scan_max_dirs: SCAN_MAX_DIRS,
             max_watches: cfg.max_watches,
         });
-        let mut work = Some(Work { cfg: cfg.clone(), sampler, watcher, log: EventLog::new(&cfg.event_log), state, first: true });
+        let mut work = Some(Work {
+            cfg: cfg.clone(),
+            sampler,
+            watcher,
+            log: EventLog::new(&cfg.event_log),
+            state,
+            first: true,
+            pending: Pending::default(),
+        });
         let task = handle.spawn(async move {
             let mut ticks = tokio::time::interval(cfg.interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -157,6 +169,29 @@ struct Work {
     log: Option<EventLog>,
     state: Arc<ActivityState>,
     first: bool,
+    pending: Pending,
+}
+
+/// File changes not yet written to the event log, and when the last activity event was.
+#[derive(Default)]
+struct Pending {
+    modified: u64,
+    files: Vec<String>,
+    last_activity_event: f64,
+}
+
+impl Pending {
+    fn add(&mut self, modified: u64, files: Vec<String>, cap: usize) {
+        self.modified += modified;
+        for f in files {
+            if self.files.len() >= cap {
+                break;
+            }
+            if !self.files.contains(&f) {
+                self.files.push(f);
+            }
+        }
+    }
 }
 
 impl Work {
@@ -192,43 +227,52 @@ impl Work {
             let action = if first { Action::None } else { idle.step(now, &seen, &policy) };
             (before, action, idle.idle(), idle.idle_seconds(now), idle.last_active())
         };
+        self.pending.add(modified, files, cap);
         let details = Details {
             cpu_usage: sample.cpu_busy_ratio * 100.0,
             process_count: sample.process_count(),
-            modified_files: modified,
-            files,
+            modified_files: self.pending.modified,
+            files: self.pending.files.clone(),
             ssh_sessions: sample.ssh_sessions,
             active_processes: sample.active_processes.clone(),
         };
         let user = owner(&sample);
+        let mut written = false;
         if !first {
             let why = seen.activity(&policy);
-            if !why.is_empty() {
-                self.event(now, &user, eventlog::ACTIVITY_DETECTED, &details, Some(serde_json::json!({ "reasons": why })));
-            } else if !before && after_idle {
-                self.event(now, &user, eventlog::IDLE_STARTED, &details, None);
+            if !why.is_empty() && (before || now - self.pending.last_activity_event >= ACTIVE_EVENT_PERIOD) {
+                written = self.event(now, &user, eventlog::ACTIVITY_DETECTED, &details, Some(serde_json::json!({ "reasons": why })));
+                self.pending.last_activity_event = now;
+            } else if why.is_empty() && !before && after_idle {
+                written = self.event(now, &user, eventlog::IDLE_STARTED, &details, None);
             }
         }
         if let Ok(mut l) = self.state.latest.lock() {
             *l = Some(Latest { sample, idle: after_idle, idle_seconds, last_active });
         }
-        self.act(action, now, &user, &details, idle_seconds);
+        written |= self.act(action, now, &user, &details, idle_seconds);
+        if written {
+            self.pending.modified = 0;
+            self.pending.files.clear();
+        }
     }
 
-    /// Runs the warning or the action (when configured) on a thread of its own.
-    fn act(&self, action: Action, now: f64, user: &str, details: &Details, idle_seconds: f64) {
-        let Some(cfg) = self.cfg.idle.action.clone() else { return };
+    /// Runs the warning or the action (when configured) on a thread of its own; true when an
+    /// event was written.
+    fn act(&self, action: Action, now: f64, user: &str, details: &Details, idle_seconds: f64) -> bool {
+        let Some(cfg) = self.cfg.idle.action.clone() else { return false };
         let (what, argv) = match action {
-            Action::None => return,
-            Action::Warn if cfg.warn_command.is_empty() => return,
+            Action::None => return false,
+            Action::Warn if cfg.warn_command.is_empty() => return false,
             Action::Warn => ("warn_command", cfg.warn_command.clone()),
             Action::Act => ("command", cfg.command.clone()),
         };
         tracing::warn!(what, idle_seconds, "activity: idle");
+        let mut written = false;
         if action == Action::Act {
             self.state.actions_total.fetch_add(1, Ordering::Relaxed);
             let extra = serde_json::json!({ "command": argv, "dry_run": cfg.dry_run, "idle_seconds": idle_seconds.round() });
-            self.event(now, user, eventlog::IDLE_ACTION, details, Some(extra));
+            written = self.event(now, user, eventlog::IDLE_ACTION, details, Some(extra));
         }
         let spawned = std::thread::Builder::new().name("idle-action".into()).spawn(move || {
             super::action::run(what, &argv, cfg.timeout, cfg.dry_run);
@@ -236,12 +280,18 @@ impl Work {
         if let Err(e) = spawned {
             tracing::error!(what, err = %e, "activity: cannot start a thread for the idle command");
         }
+        written
     }
 
-    fn event(&self, now: f64, user: &str, kind: &str, details: &Details, extra: Option<serde_json::Value>) {
-        let Some(log) = &self.log else { return };
-        if let Err(e) = log.append(&eventlog::line(now as i64, user, kind, details, extra)) {
-            tracing::warn!(err = %e, "activity: cannot write the event log");
+    /// Appends an event; true when it was written.
+    fn event(&self, now: f64, user: &str, kind: &str, details: &Details, extra: Option<serde_json::Value>) -> bool {
+        let Some(log) = &self.log else { return false };
+        match log.append(&eventlog::line(now as i64, user, kind, details, extra)) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(err = %e, "activity: cannot write the event log");
+                false
+            }
         }
     }
 }
@@ -264,6 +314,15 @@ pub fn owner(sample: &Sample) -> String {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn pending_files_are_capped_and_distinct() {
+        let mut p = Pending::default();
+        p.add(3, vec!["a".into(), "b".into()], 3);
+        p.add(4, vec!["b".into(), "c".into(), "d".into()], 3);
+        assert_eq!(p.modified, 7);
+        assert_eq!(p.files, ["a", "b", "c"]);
+    }
 
     #[test]
     fn owner_is_the_most_present_user() {
