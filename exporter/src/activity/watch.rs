@@ -396,7 +396,9 @@ impl Worker {
 
     fn watched(&mut self, wd: i32, root: usize, rel: &Path) -> Placed {
         if let Some(dir) = self.watches.get_mut(&wd) {
-            if dir.root == root && dir.rel == rel {
+            // Also Known when the inode is already watched above this path: a bind mount looping
+            // back into the tree, not to be followed.
+            if dir.root == root && rel.starts_with(&dir.rel) {
                 return Placed::Known;
             }
             // The same inode under another path (it was moved while we were not looking).
@@ -464,7 +466,8 @@ impl Worker {
                 }
             };
             let events = sys::parse(&buf[..n]);
-            let moved_to: HashSet<u32> = events.iter().filter(|e| e.mask & libc::IN_MOVED_TO != 0).map(|e| e.cookie).collect();
+            let moved_to: HashSet<u32> =
+                events.iter().filter(|e| e.mask & libc::IN_MOVED_TO != 0 && self.seen(e)).map(|e| e.cookie).collect();
             for event in &events {
                 if event.mask & libc::IN_Q_OVERFLOW != 0 {
                     overflowed = true;
@@ -477,6 +480,12 @@ impl Worker {
         if overflowed {
             self.overflow();
         }
+    }
+
+    /// Whether an event about an entry is in a watched directory and not excluded.
+    fn seen(&self, event: &sys::Event<'_>) -> bool {
+        let (Some(dir), Some(name)) = (self.watches.get(&event.wd), event.name) else { return false };
+        !self.exclude.excludes(&dir.rel.join(name), event.mask & libc::IN_ISDIR != 0)
     }
 
     fn handle(&mut self, event: &sys::Event<'_>, paired: bool) {
@@ -663,5 +672,27 @@ mod tests {
         wait("the file", || w.stats()[0].modifications_total == 1);
         std::fs::remove_dir_all(&root).unwrap();
         wait("the root dropped", || w.stats()[0].inotify_dirs == 0);
+    }
+
+    #[test]
+    fn an_overflow_counts_as_activity_and_resyncs_the_watches() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::create_dir_all(root.join("gone/x")).unwrap();
+        let shared = Arc::new(Shared { stop: AtomicBool::new(false), wake: sys::Wake::new().unwrap(), published: Mutex::default() });
+        let inotify = sys::Inotify::new().unwrap();
+        let mut w = Worker::new(config(root, 0), Exclude::default(), inotify, vec![RootStats::default()], shared.clone());
+        w.attach_root(0);
+        assert_eq!(w.stats[0].inotify_dirs, 5);
+        // Changes whose events are never read, as if the queue had overflowed.
+        std::fs::remove_dir_all(root.join("gone")).unwrap();
+        std::fs::create_dir_all(root.join("new/y")).unwrap();
+        w.overflow();
+        let mut dirs: Vec<String> = w.watches.values().map(|d| d.rel.display().to_string()).collect();
+        dirs.sort();
+        assert_eq!(dirs, ["", "a", "a/b", "new", "new/y"]);
+        assert_eq!((w.stats[0].inotify_dirs, w.stats[0].modifications_total), (5, 1));
+        assert_eq!(shared.lock().recent_total, 1);
     }
 }
