@@ -33,6 +33,10 @@ pub const COALESCE_WINDOW: Duration = Duration::from_secs(1);
 const RECENT_MAX: usize = 1000;
 /// The inotify read buffer (many events per read).
 const READ_BUF: usize = 64 * 1024;
+/// Most event bytes handled as one batch (renames are paired within a batch).
+const MAX_BATCH: usize = 1024 * 1024;
+/// How long the second half of a rename is waited for when a read ends between the two.
+const MOVE_PAIR_WAIT: Duration = Duration::from_millis(5);
 
 /// What the watcher is told to watch.
 #[derive(Debug, Clone)]
@@ -454,18 +458,17 @@ impl Worker {
 
     // --- events ------------------------------------------------------------------------------
 
+    /// Handles every queued event, a batch (up to [`MAX_BATCH`] bytes) at a time. Renames are
+    /// paired by cookie within a batch.
     fn read_events(&mut self, buf: &mut [u8]) {
         let mut overflowed = false;
+        let mut data = Vec::new();
         loop {
-            let n = match self.inotify.read(buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(err = %e, "activity: reading inotify events failed");
-                    break;
-                }
-            };
-            let events = sys::parse(&buf[..n]);
+            self.read_batch(buf, &mut data);
+            if data.is_empty() {
+                break;
+            }
+            let events = sys::parse(&data);
             let moved_to: HashSet<u32> =
                 events.iter().filter(|e| e.mask & libc::IN_MOVED_TO != 0 && self.seen(e)).map(|e| e.cookie).collect();
             for event in &events {
@@ -479,6 +482,31 @@ impl Worker {
         }
         if overflowed {
             self.overflow();
+        }
+    }
+
+    /// Reads what is queued into `data`. The kernel queues a rename's IN_MOVED_FROM and
+    /// IN_MOVED_TO one after the other, so a read can fall between them: when the queue ends with
+    /// an IN_MOVED_FROM, its pair is waited for briefly, once.
+    fn read_batch(&self, buf: &mut [u8], data: &mut Vec<u8>) {
+        data.clear();
+        let mut waited = false;
+        while data.len() < MAX_BATCH {
+            match self.inotify.read(buf) {
+                Ok(0) => {
+                    let ends_with_move = sys::parse(data).last().is_some_and(|e| e.mask & libc::IN_MOVED_FROM != 0);
+                    if waited || !ends_with_move {
+                        break;
+                    }
+                    waited = true;
+                    sys::poll(&[self.inotify.raw()], Some(MOVE_PAIR_WAIT));
+                }
+                Ok(n) => data.extend_from_slice(&buf[..n]),
+                Err(e) => {
+                    tracing::warn!(err = %e, "activity: reading inotify events failed");
+                    break;
+                }
+            }
         }
     }
 
