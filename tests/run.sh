@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it (.ci/run calls this and nothing else).
 # 1. Installs what the tests need when it is missing (Debian packages: prometheus + promtool,
 #    prometheus-node-exporter, prometheus-blackbox-exporter, curl, git, podman + runc + busybox-static
-#    for the containers tests; the Rust components rustfmt and clippy).
+#    for the containers tests, openssh-server + openssh-client for the activity SSH test; the Rust
+#    components rustfmt and clippy).
 # 2. cargo fmt --check, cargo clippy --all-targets -D warnings, builds the binaries, and runs
 #    cargo test --workspace (unit, fixture/golden, HTTP, CLI and real-Prometheus tests).
 # Tests that need a tool fail in CI when it is missing; elsewhere they print why they skip.
@@ -22,6 +23,8 @@ command -v prometheus-blackbox-exporter >/dev/null || missing+=(prometheus-black
 command -v podman >/dev/null || missing+=(podman)
 command -v runc >/dev/null || missing+=(runc)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh >/dev/null || missing+=(openssh-client)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing: ${missing[*]}"
   "${SUDO[@]}" apt-get update -qq
