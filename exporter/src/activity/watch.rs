@@ -33,6 +33,10 @@ pub const COALESCE_WINDOW: Duration = Duration::from_secs(1);
 const RECENT_MAX: usize = 1000;
 /// The inotify read buffer (many events per read).
 const READ_BUF: usize = 64 * 1024;
+/// Most event bytes handled as one batch (renames are paired within a batch).
+const MAX_BATCH: usize = 1024 * 1024;
+/// How long the second half of a rename is waited for when a read ends between the two.
+const MOVE_PAIR_WAIT: Duration = Duration::from_millis(5);
 
 /// What the watcher is told to watch.
 #[derive(Debug, Clone)]
@@ -396,7 +400,9 @@ impl Worker {
 
     fn watched(&mut self, wd: i32, root: usize, rel: &Path) -> Placed {
         if let Some(dir) = self.watches.get_mut(&wd) {
-            if dir.root == root && dir.rel == rel {
+            // Also Known when the inode is already watched above this path: a bind mount looping
+            // back into the tree, not to be followed.
+            if dir.root == root && rel.starts_with(&dir.rel) {
                 return Placed::Known;
             }
             // The same inode under another path (it was moved while we were not looking).
@@ -452,19 +458,19 @@ impl Worker {
 
     // --- events ------------------------------------------------------------------------------
 
+    /// Handles every queued event, a batch (up to [`MAX_BATCH`] bytes) at a time. Renames are
+    /// paired by cookie within a batch.
     fn read_events(&mut self, buf: &mut [u8]) {
         let mut overflowed = false;
+        let mut data = Vec::new();
         loop {
-            let n = match self.inotify.read(buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(err = %e, "activity: reading inotify events failed");
-                    break;
-                }
-            };
-            let events = sys::parse(&buf[..n]);
-            let moved_to: HashSet<u32> = events.iter().filter(|e| e.mask & libc::IN_MOVED_TO != 0).map(|e| e.cookie).collect();
+            self.read_batch(buf, &mut data);
+            if data.is_empty() {
+                break;
+            }
+            let events = sys::parse(&data);
+            let moved_to: HashSet<u32> =
+                events.iter().filter(|e| e.mask & libc::IN_MOVED_TO != 0 && self.seen(e)).map(|e| e.cookie).collect();
             for event in &events {
                 if event.mask & libc::IN_Q_OVERFLOW != 0 {
                     overflowed = true;
@@ -477,6 +483,37 @@ impl Worker {
         if overflowed {
             self.overflow();
         }
+    }
+
+    /// Reads what is queued into `data`. The kernel queues a rename's IN_MOVED_FROM and
+    /// IN_MOVED_TO one after the other, so a read can fall between them: when the queue ends with
+    /// an IN_MOVED_FROM, its pair is waited for briefly, once.
+    fn read_batch(&self, buf: &mut [u8], data: &mut Vec<u8>) {
+        data.clear();
+        let mut waited = false;
+        while data.len() < MAX_BATCH {
+            match self.inotify.read(buf) {
+                Ok(0) => {
+                    let ends_with_move = sys::parse(data).last().is_some_and(|e| e.mask & libc::IN_MOVED_FROM != 0);
+                    if waited || !ends_with_move {
+                        break;
+                    }
+                    waited = true;
+                    sys::poll(&[self.inotify.raw()], Some(MOVE_PAIR_WAIT));
+                }
+                Ok(n) => data.extend_from_slice(&buf[..n]),
+                Err(e) => {
+                    tracing::warn!(err = %e, "activity: reading inotify events failed");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Whether an event about an entry is in a watched directory and not excluded.
+    fn seen(&self, event: &sys::Event<'_>) -> bool {
+        let (Some(dir), Some(name)) = (self.watches.get(&event.wd), event.name) else { return false };
+        !self.exclude.excludes(&dir.rel.join(name), event.mask & libc::IN_ISDIR != 0)
     }
 
     fn handle(&mut self, event: &sys::Event<'_>, paired: bool) {
@@ -663,5 +700,27 @@ mod tests {
         wait("the file", || w.stats()[0].modifications_total == 1);
         std::fs::remove_dir_all(&root).unwrap();
         wait("the root dropped", || w.stats()[0].inotify_dirs == 0);
+    }
+
+    #[test]
+    fn an_overflow_counts_as_activity_and_resyncs_the_watches() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::create_dir_all(root.join("gone/x")).unwrap();
+        let shared = Arc::new(Shared { stop: AtomicBool::new(false), wake: sys::Wake::new().unwrap(), published: Mutex::default() });
+        let inotify = sys::Inotify::new().unwrap();
+        let mut w = Worker::new(config(root, 0), Exclude::default(), inotify, vec![RootStats::default()], shared.clone());
+        w.attach_root(0);
+        assert_eq!(w.stats[0].inotify_dirs, 5);
+        // Changes whose events are never read, as if the queue had overflowed.
+        std::fs::remove_dir_all(root.join("gone")).unwrap();
+        std::fs::create_dir_all(root.join("new/y")).unwrap();
+        w.overflow();
+        let mut dirs: Vec<String> = w.watches.values().map(|d| d.rel.display().to_string()).collect();
+        dirs.sort();
+        assert_eq!(dirs, ["", "a", "a/b", "new", "new/y"]);
+        assert_eq!((w.stats[0].inotify_dirs, w.stats[0].modifications_total), (5, 1));
+        assert_eq!(shared.lock().recent_total, 1);
     }
 }
