@@ -1,7 +1,7 @@
 //! The `activity` collector end to end, against the real exporter binary: the idle action runs
 //! exactly once per idle period after `idle.after` and is held off by activity (a busy process,
 //! file changes); a real SSH login through Debian's OpenSSH server shows in
-//! `activity_ssh_sessions` and disappears after logout; file changes under a root, in new
+//! `activity_ssh_sessions` and disappears after logout (and so does a session without a terminal); file changes under a root, in new
 //! directories too, show in `activity_file_modifications_total`, excluded ones do not.
 
 mod support;
@@ -218,25 +218,19 @@ fn a_real_ssh_login_is_counted_while_it_lasts() {
         (value(exporter_port, "activity_ssh_sessions") == Some(0.0)).then_some(())
     });
 
-    let mut ssh = Command::new("ssh");
-    ssh.args([
-        "-tt",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "LogLevel=ERROR",
-    ])
-    .arg("-i")
-    .arg(dir.path().join("client_key"))
-    .args(["-p", &port.to_string(), &format!("{SSH_USER}@127.0.0.1")])
-    .stdin(Stdio::piped())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    let mut session = ssh.spawn().unwrap();
+    let ssh = |tty: &str| {
+        let mut ssh = Command::new("ssh");
+        ssh.arg(tty)
+            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+            .arg("-i")
+            .arg(dir.path().join("client_key"))
+            .args(["-p", &port.to_string(), &format!("{SSH_USER}@127.0.0.1")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        ssh
+    };
+    let mut session = ssh("-tt").spawn().unwrap();
     let user_sessions = format!("activity_user_sessions{{user=\"{SSH_USER}\"}}");
     eventually(Duration::from_secs(20), "activity_ssh_sessions 1 while logged in", || {
         (value(exporter_port, "activity_ssh_sessions") == Some(1.0)).then_some(())
@@ -253,6 +247,18 @@ fn a_real_ssh_login_is_counted_while_it_lasts() {
         (value(exporter_port, "activity_ssh_sessions") == Some(0.0)).then_some(())
     });
     assert_eq!(value(exporter_port, &user_sessions), Some(0.0));
+
+    // A session without a terminal (`ssh host cmd`, as IDE remotes use) has no utmp record: it
+    // is counted from its `sshd: user@notty` process, while it lasts.
+    let mut command = ssh("-T").arg("sleep 30").spawn().unwrap();
+    eventually(Duration::from_secs(20), "the notty session counted", || {
+        (value(exporter_port, "activity_ssh_sessions") == Some(1.0)).then_some(())
+    });
+    command.kill().unwrap();
+    command.wait().unwrap();
+    eventually(Duration::from_secs(20), "the notty session gone", || {
+        (value(exporter_port, "activity_ssh_sessions") == Some(0.0)).then_some(())
+    });
 }
 
 #[test]
