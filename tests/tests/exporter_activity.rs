@@ -1,8 +1,9 @@
 //! The `activity` collector end to end, against the real exporter binary: the idle action runs
 //! exactly once per idle period after `idle.after` and is held off by activity (a busy process,
 //! file changes); a real SSH login through Debian's OpenSSH server shows in
-//! `activity_ssh_sessions` and disappears after logout (and so does a session without a terminal); file changes under a root, in new
-//! directories too, show in `activity_file_modifications_total`, excluded ones do not.
+//! `activity_ssh_sessions` and disappears after logout (so does a session without a terminal);
+//! file changes under a root, in new directories too, show in
+//! `activity_file_modifications_total`, excluded ones do not.
 
 mod support;
 
