@@ -3,7 +3,8 @@
 # 1. Installs what the tests need when it is missing (Debian packages: prometheus + promtool,
 #    prometheus-node-exporter, prometheus-blackbox-exporter, curl, git, podman + runc + busybox-static
 #    for the containers tests, prometheus-alertmanager and python3-venv + aiosmtpd (in target/venv)
-#    for the receiver tests; the Rust components rustfmt and clippy).
+#    for the receiver tests, openssh-server + openssh-client for the activity SSH test; the Rust
+#    components rustfmt and clippy).
 # 2. cargo fmt --check, cargo clippy --all-targets -D warnings, builds the binaries, and runs
 #    cargo test --workspace (unit, fixture/golden, HTTP, CLI and real-Prometheus tests).
 # Tests that need a tool fail in CI when it is missing; elsewhere they print why they skip.
@@ -26,6 +27,8 @@ dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh >/dev/null || missing+=(openssh-client)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing: ${missing[*]}"
   "${SUDO[@]}" apt-get update -qq

@@ -32,6 +32,8 @@ pub struct Config {
     pub git: crate::git::config::GitConfig,
     #[serde(default)]
     pub containers: ContainersConfig,
+    #[serde(default, deserialize_with = "crate::activity::config::optional_activity")]
+    pub activity: crate::activity::config::ActivityConfig,
 }
 
 impl Config {

@@ -3,7 +3,8 @@
 //! scraping it (`up == 1`, `node_load1` queryable), and every panel query of every dashboard in
 //! `dashboards/` returning data from that server (with health checks configured, for
 //! `health.json`, and a git root holding a repository with recent commits, an upstream and a
-//! stash, for `activity.json`).
+//! stash, for `activity.json`, also watched by the activity collector, which counts the user the
+//! test runs as).
 
 mod support;
 
@@ -139,12 +140,16 @@ fn prometheus_scrapes_exporter_and_every_dashboard_query_has_data() {
     let (_tls_exporter, tls_port) = exporter(&["--collector.disable-defaults", &format!("--web.config.file={}", web.display())]);
     let plain_port = support::static_server("text/plain", "ok\n".to_string());
     let projects = git_projects(dir.path());
+    // The activity collector counts the user the test runs as and watches the git projects.
+    let me = support::run(Command::new("id").arg("-un")).1.trim().to_string();
     let config = dir.path().join("exporter.yml");
     std::fs::write(
         &config,
         format!(
-            "health:\n  interval: 1s\n  checks:\n    - {{name: web, url: 'http://127.0.0.1:{plain_port}/'}}\n    - name: tls\n      url: 'https://127.0.0.1:{tls_port}/healthz'\n      tls_config: {{ca_file: '{}'}}\ngit:\n  roots: ['{}']\n  refresh_interval: 1s\n",
+            "health:\n  interval: 1s\n  checks:\n    - {{name: web, url: 'http://127.0.0.1:{plain_port}/'}}\n    - name: tls\n      url: 'https://127.0.0.1:{tls_port}/healthz'\n      tls_config: {{ca_file: '{}'}}\ngit:\n  roots: ['{}']\n  refresh_interval: 1s\nactivity:\n  users: ['{}']\n  roots: ['{}']\n  interval: 1s\n",
             pki.path("ca.pem"),
+            projects.display(),
+            me,
             projects.display()
         ),
     )
@@ -178,6 +183,9 @@ fn prometheus_scrapes_exporter_and_every_dashboard_query_has_data() {
     });
     support::eventually(Duration::from_secs(30), "git repositories in Prometheus", || {
         (prom.query("git_repo_ahead_commits{repo=\"app\"}").len() == 1).then_some(())
+    });
+    support::eventually(Duration::from_secs(30), "activity samples in Prometheus", || {
+        (!prom.query("activity_top_process_cpu_ratio").is_empty() && !prom.query("activity_cpu_busy_ratio").is_empty()).then_some(())
     });
     std::thread::sleep(Duration::from_secs(2));
 

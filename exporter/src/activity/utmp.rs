@@ -87,4 +87,20 @@ mod tests {
         assert_eq!(sessions[0].line.len(), 32);
         assert_eq!(sessions[0].host.len(), 256);
     }
+
+    /// /run/utmp as Debian 12's OpenSSH 9.2 (UsePAM no) left it while `fwactivity` was logged in
+    /// with `ssh -tt`, and after logout (recorded by hand, see tests/fixtures/activity/README).
+    #[test]
+    fn recorded_openssh_login_and_logout() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/activity/");
+        let during = parse(&std::fs::read(format!("{dir}utmp-logged-in")).unwrap());
+        assert_eq!(during.len(), 1);
+        let s = &during[0];
+        assert_eq!((s.user.as_str(), s.line.as_str(), s.host.as_str()), ("fwactivity", "pts/0", "127.0.0.1"));
+        // The pid is that of the session's privileged sshd process (`sshd: fwactivity [priv]`).
+        assert_eq!(s.pid, 661);
+        assert!(s.login_time > 1_700_000_000);
+        // Logout turns the record into a DEAD_PROCESS one without a user.
+        assert!(parse(&std::fs::read(format!("{dir}utmp-logged-out")).unwrap()).is_empty());
+    }
 }

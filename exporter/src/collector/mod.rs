@@ -1,6 +1,7 @@
 //! The `Collector` trait, the registry table of every collector (name, default on/off,
 //! constructor), and the small helpers they share for reading files under the injected roots.
 
+pub mod activity;
 pub mod containers;
 pub mod cpu;
 pub mod diskstats;
@@ -54,6 +55,7 @@ pub struct Shared {
     pub health: Arc<crate::health::runner::HealthState>,
     pub git: Arc<crate::git::runner::GitState>,
     pub containers: Arc<crate::containers::metadata::MetadataState>,
+    pub activity: Arc<crate::activity::runner::ActivityState>,
 }
 
 /// What a constructor gets: roots, config, and the state kept across reloads.
@@ -74,6 +76,7 @@ pub struct Spec {
 
 /// Every collector, in the order they are listed in `--help` and docs.
 pub const REGISTRY: &[Spec] = &[
+    Spec { name: "activity", default_enabled: true, build: activity::build },
     Spec { name: "containers", default_enabled: true, build: containers::build },
     Spec { name: "cpu", default_enabled: true, build: cpu::build },
     Spec { name: "diskstats", default_enabled: true, build: diskstats::build },
