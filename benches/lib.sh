@@ -18,14 +18,3 @@ cpu_ticks() {
 status_kb() { # pid field -> value in kB
     awk -v key="$2:" '$1 == key { print $2; found = 1 } END { exit !found }' "/proc/$1/status"
 }
-
-# CPU time of a process's live threads in nanoseconds (the first field of each
-# /proc/PID/task/*/schedstat): far finer than cpu_ticks' clock ticks, for daemons that are idle
-# most of the time. Threads that have exited are not included (cpu_ticks counts them).
-cpu_ns() {
-    local sum=0 t v _
-    for t in /proc/"$1"/task/*/schedstat; do
-        read -r v _ < "$t" 2>/dev/null && sum=$((sum + v))
-    done
-    echo "$sum"
-}
