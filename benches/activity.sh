@@ -23,8 +23,12 @@
 #   FLEETWATCH_BIN=path           use this exporter binary instead of building one (release)
 #   DRIVER_BIN=path               use this activity_watch example binary instead of building one
 #   TREE=dir                      make (or reuse, if it has the right shape) the tree here
+#   USERS=root,alice              activity.users (default: the collector's, every uid >= 1000):
+#                                 whose processes the collector samples every interval
+#   MODE=driver                   measure the watcher alone through the driver even when the
+#                                 exporter has the activity collector
 #
-# CPU is from /proc/PID/task/*/schedstat (ns) for the daemons and time.process_time() for the
+# CPU is from /proc/PID/task/*/schedstat (ns, sampled every 0.5 s) for the daemons and time.process_time() for the
 # walk. The script exits 0 whether the targets are met or not, non-zero only when something failed.
 set -euo pipefail
 
@@ -99,18 +103,21 @@ PY
 )
 
 # --- the exporter (or the driver) ----------------------------------------------------------------
-MODE=exporter
-if [[ -z ${FLEETWATCH_BIN:-} ]]; then
+MODE=${MODE:-exporter}
+if [[ $MODE == exporter && -z ${FLEETWATCH_BIN:-} ]]; then
     cargo build --release -p fleetwatch-exporter >&2
     FLEETWATCH_BIN=$ROOT/target/release/fleetwatch-exporter
 fi
 write_config() { # root -> path of a config watching it
     printf 'activity:\n  roots: ["%s"]\n  scan_interval: 60s\n' "$1" > "$WORK/$2.yml"
+    [[ -z ${USERS:-} ]] || printf '  users: [%s]\n' "$USERS" >> "$WORK/$2.yml"
     echo "$WORK/$2.yml"
 }
-if ! "$FLEETWATCH_BIN" --config.file="$(write_config "$EMPTY" check)" --config.check --collector.disable-defaults --collector.activity >/dev/null 2>&1; then
+if [[ $MODE == exporter ]] && ! "$FLEETWATCH_BIN" --config.file="$(write_config "$EMPTY" check)" --config.check --collector.disable-defaults --collector.activity >/dev/null 2>&1; then
     MODE=driver
     echo "note: $FLEETWATCH_BIN has no activity collector; measuring the watcher through the activity_watch driver" >&2
+fi
+if [[ $MODE == driver ]]; then
     if [[ -z ${DRIVER_BIN:-} ]]; then
         cargo build --release -p fleetwatch-exporter --example activity_watch >&2
         DRIVER_BIN=$ROOT/target/release/examples/activity_watch
@@ -169,13 +176,30 @@ start() { # root expected-dirs name
     echo "${ms:-0} $wall $before $(status_kb "$PID" VmRSS)" > "$WORK/$3.result"
 }
 
-# CPU (ns) of the daemon over IDLE seconds with nothing changing in the tree.
+# CPU (ns) of the daemon over IDLE seconds with nothing changing in the tree: the sum over its
+# threads of /proc/PID/task/TID/schedstat's run time, sampled every 0.5 s so that threads that
+# exit in between (the runtime's idle blocking threads) still count up to their last sample, and
+# threads started in between count from zero.
 idle_cpu() {
-    local c0 c1
-    c0=$(cpu_ns "$PID")
-    sleep "$IDLE"
-    c1=$(cpu_ns "$PID")
-    echo $((c1 - c0))
+    python3 - "$PID" "$IDLE" <<'PY'
+import os, sys, time
+pid, seconds = sys.argv[1], float(sys.argv[2])
+seen = {}  # tid -> [first, last]
+def sample(initial):
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                ns = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        seen.setdefault(tid, [ns if initial else 0, ns])[1] = ns
+sample(True)
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    time.sleep(min(0.5, max(0.0, end - time.monotonic())))
+    sample(False)
+print(sum(last - first for first, last in seen.values()))
+PY
 }
 
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=; }
@@ -190,10 +214,11 @@ cpu_tree=$(idle_cpu)
 hwm=$(status_kb "$PID" VmHWM)
 stop
 
-python3 - "$MODE" "$DIRS" "$((DIRS * FILES_PER_DIR))" "$IDLE" "$walk_ns" "$ms" "$wall" "$rss_empty" "$rss_before" "$rss_tree" "$hwm" "$cpu_empty" "$cpu_tree" <<'PY'
+python3 - "$MODE" "${USERS:-default}" "$DIRS" "$((DIRS * FILES_PER_DIR))" "$IDLE" "$walk_ns" "$ms" "$wall" "$rss_empty" "$rss_before" "$rss_tree" "$hwm" "$cpu_empty" "$cpu_tree" <<'PY'
 import sys
+users = sys.argv.pop(2)
 mode, dirs, files, idle, walk_ns, ms, wall, rss_empty, rss_before, rss_tree, hwm, cpu_empty, cpu_tree = sys.argv[1], *map(int, sys.argv[2:])
-what = "fleetwatch-exporter (only the activity collector)" if mode == "exporter" else "the activity_watch driver (the watcher alone)"
+what = f"fleetwatch-exporter (only the activity collector, users: {users})" if mode == "exporter" else "the activity_watch driver (the watcher alone)"
 base = rss_empty if mode == "exporter" else rss_before
 growth = (rss_tree - base) / 1024
 print(f"{dirs} directories, {files} files; {what}")

@@ -97,14 +97,3 @@ alive_or_die() { # name
 warn_loud() {
     printf '\n!!!!!!!! WARNING: %s !!!!!!!!\n\n' "$*" >&2
 }
-
-# CPU time of a process's live threads in nanoseconds (the first field of each
-# /proc/PID/task/*/schedstat): far finer than cpu_ticks' clock ticks, for daemons that are idle
-# most of the time. Threads that have exited are not included (cpu_ticks counts them).
-cpu_ns() {
-    local sum=0 t v _
-    for t in /proc/"$1"/task/*/schedstat; do
-        read -r v _ < "$t" 2>/dev/null && sum=$((sum + v))
-    done
-    echo "$sum"
-}

@@ -200,6 +200,10 @@ enum Placed {
 }
 
 struct Root {
+    /// As configured.
+    configured: PathBuf,
+    /// With symlinks resolved when it was attached (`~/projects` may be a link to another disk):
+    /// what the watches are added on.
     path: PathBuf,
     present: bool,
 }
@@ -227,7 +231,7 @@ impl Worker {
             shared,
             inotify,
             exclude,
-            roots: config.roots.into_iter().map(|path| Root { path, present: false }).collect(),
+            roots: config.roots.into_iter().map(|path| Root { configured: path.clone(), path, present: false }).collect(),
             stats,
             max_watches: config.max_watches,
             scan_interval: config.scan_interval.max(Duration::from_millis(10)),
@@ -246,9 +250,7 @@ impl Worker {
 
     fn run(mut self) {
         let started = Instant::now();
-        for i in 0..self.roots.len() {
-            self.attach_root(i);
-        }
+        self.attach_roots();
         let (watched, scanned) = (self.watches.len(), self.scan.len());
         tracing::info!(
             roots = self.roots.len(),
@@ -313,28 +315,37 @@ impl Worker {
 
     // --- roots -------------------------------------------------------------------------------
 
-    fn attach_root(&mut self, root: usize) {
-        if !self.roots[root].path.is_dir() {
-            tracing::info!(root = %self.roots[root].path.display(), "activity: root does not exist (yet); looked for again every scan interval");
-            return;
+    /// Starts watching a root if it is a directory (through symlinks); says whether it is.
+    fn attach_root(&mut self, root: usize) -> bool {
+        let r = &mut self.roots[root];
+        if !r.configured.is_dir() {
+            return false;
         }
-        self.roots[root].present = true;
+        r.path = std::fs::canonicalize(&r.configured).unwrap_or_else(|_| r.configured.clone());
+        r.present = true;
         self.add_tree(root, PathBuf::new(), false);
+        true
+    }
+
+    fn attach_roots(&mut self) {
+        for i in 0..self.roots.len() {
+            if !self.attach_root(i) {
+                tracing::info!(root = %self.roots[i].configured.display(), "activity: root does not exist (yet); looked for again every scan interval");
+            }
+        }
     }
 
     fn recheck_roots(&mut self) {
         for i in 0..self.roots.len() {
-            if !self.roots[i].present && self.roots[i].path.is_dir() {
-                tracing::info!(root = %self.roots[i].path.display(), "activity: root appeared; watching it");
-                self.roots[i].present = true;
-                self.add_tree(i, PathBuf::new(), false);
+            if !self.roots[i].present && self.attach_root(i) {
+                tracing::info!(root = %self.roots[i].configured.display(), "activity: root appeared; watching it");
             }
         }
     }
 
     /// The root itself was deleted or moved away: drop everything under it until it reappears.
     fn detach_root(&mut self, root: usize) {
-        tracing::info!(root = %self.roots[root].path.display(), "activity: root went away; looked for again every scan interval");
+        tracing::info!(root = %self.roots[root].configured.display(), "activity: root went away; looked for again every scan interval");
         self.roots[root].present = false;
         self.drop_subtree(root, Path::new(""), true);
     }
@@ -576,8 +587,8 @@ impl Worker {
             s.scan_dirs = 0;
         }
         for i in 0..self.roots.len() {
-            if self.roots[i].present {
-                self.add_tree(i, PathBuf::new(), false);
+            if self.roots[i].present && !self.attach_root(i) {
+                self.roots[i].present = false;
             }
         }
         for wd in old.keys().filter(|wd| !self.watches.contains_key(wd)) {
@@ -703,6 +714,20 @@ mod tests {
     }
 
     #[test]
+    fn a_symlinked_root_is_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("disk/projects/app")).unwrap();
+        let root = tmp.path().join("projects");
+        std::os::unix::fs::symlink(tmp.path().join("disk/projects"), &root).unwrap();
+        let w = Watcher::start(config(&root, 0)).unwrap();
+        wait("ready", || w.ready());
+        assert_eq!((w.stats()[0].root.as_str(), w.stats()[0].inotify_dirs), (root.to_str().unwrap(), 2));
+        std::fs::write(root.join("app/main.rs"), "x").unwrap();
+        wait("the file", || w.stats()[0].modifications_total == 1);
+        assert_eq!(w.take_recent(5), (1, vec!["app/main.rs".to_string()]));
+    }
+
+    #[test]
     fn an_overflow_counts_as_activity_and_resyncs_the_watches() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
@@ -711,7 +736,7 @@ mod tests {
         let shared = Arc::new(Shared { stop: AtomicBool::new(false), wake: sys::Wake::new().unwrap(), published: Mutex::default() });
         let inotify = sys::Inotify::new().unwrap();
         let mut w = Worker::new(config(root, 0), Exclude::default(), inotify, vec![RootStats::default()], shared.clone());
-        w.attach_root(0);
+        assert!(w.attach_root(0));
         assert_eq!(w.stats[0].inotify_dirs, 5);
         // Changes whose events are never read, as if the queue had overflowed.
         std::fs::remove_dir_all(root.join("gone")).unwrap();
