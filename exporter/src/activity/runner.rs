@@ -1,4 +1,5 @@
-//! The activity loop in the background: every `interval` one sample (on the blocking pool), the
+//! The activity loop in the background: every `interval` one sample (on a long-lived thread of its own: a blocking-pool thread
+//! would be created anew each time, which cost more than the sample), the
 //! file changes the watcher saw since the previous one, a step of the idle state machine, the
 //! warning or idle action when due (on a thread of their own), and the event log. A scrape only
 //! reads [`ActivityState`], which is kept across config reloads with the watcher and the idle
@@ -11,9 +12,9 @@ use super::sample::{Sample, Sampler};
 use super::watch::{RootStats, WatchConfig, Watcher};
 use crate::paths::Paths;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Most directories one pass of the watcher's fallback scan visits.
 pub const SCAN_MAX_DIRS: usize = 20_000;
@@ -105,20 +106,25 @@ pub fn roots(cfg: &ActivityConfig, paths: &Paths, sampler: &Sampler) -> Vec<Path
 
 /// The running loop; dropping it stops the loop (a running action finishes on its own thread).
 pub struct Runner {
-    task: tokio::task::AbortHandle,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Runner {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+        }
     }
 }
 
 impl Runner {
-    /// Starts the loop on the current tokio runtime (first sample at once); `None` outside a
-    /// runtime (e.g. in `--config.check`).
+    /// Starts the sampling thread (first sample at once); `None` outside a tokio runtime (e.g. in
+    /// `--config.check`) or when no thread can be started.
     pub fn start(cfg: Arc<ActivityConfig>, paths: &Paths, state: Arc<ActivityState>) -> Option<Runner> {
-        let handle = tokio::runtime::Handle::try_current().ok()?;
+        // Only in the daemon, which runs a runtime (not in `--config.check`).
+        tokio::runtime::Handle::try_current().ok()?;
         let sampler = Sampler::new(paths, &cfg.users, &cfg.utmp_path);
         let roots = roots(&cfg, paths, &sampler);
         let watcher = state.watcher(WatchConfig {
@@ -128,7 +134,7 @@ impl Runner {
             scan_max_dirs: SCAN_MAX_DIRS,
             max_watches: cfg.max_watches,
         });
-        let mut work = Some(Work {
+        let mut w = Work {
             cfg: cfg.clone(),
             sampler,
             watcher,
@@ -136,32 +142,34 @@ impl Runner {
             state,
             first: true,
             pending: Pending::default(),
-        });
-        let task = handle.spawn(async move {
-            let mut ticks = tokio::time::interval(cfg.interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            loop {
-                ticks.tick().await;
-                let Some(mut w) = work.take() else { return };
-                match tokio::task::spawn_blocking(move || {
-                    w.step();
-                    w
-                })
-                .await
-                {
-                    Ok(w) => work = Some(w),
-                    Err(e) => {
-                        tracing::error!(err = %e, "activity: sampling stopped");
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let interval = cfg.interval;
+        let spawned = std::thread::Builder::new().name("activity".into()).spawn(move || {
+            let mut next = Instant::now();
+            while !flag.load(Ordering::Relaxed) {
+                w.step();
+                next = (next + interval).max(Instant::now());
+                while let Some(left) = next.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+                    if flag.load(Ordering::Relaxed) {
                         return;
                     }
+                    std::thread::park_timeout(left);
                 }
             }
         });
-        Some(Runner { task: task.abort_handle() })
+        match spawned {
+            Ok(thread) => Some(Runner { stop, thread: Some(thread) }),
+            Err(e) => {
+                tracing::error!(err = %e, "activity: cannot start the sampling thread");
+                None
+            }
+        }
     }
 }
 
-/// Everything one step needs, moved to the blocking pool and back.
+/// Everything one step needs, owned by the sampling thread.
 struct Work {
     cfg: Arc<ActivityConfig>,
     sampler: Sampler,
