@@ -5,5 +5,7 @@
 //! Routing, grouping, inhibition, silences, the durable outbox and the history live beside these
 //! modules and only ever talk to a receiver through `receiver::Sender`.
 
+pub mod db;
+pub mod deliver;
 pub mod message;
 pub mod receiver;
