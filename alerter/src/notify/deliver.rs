@@ -60,6 +60,9 @@ pub struct Delivery {
     receivers: RwLock<Arc<Receivers>>,
     wake: Notify,
     in_flight: Mutex<HashSet<i64>>,
+    /// Held by a pass from reading the outbox until its attempts are registered, and by an
+    /// attempt while it records its outcome: a pass never sees an entry that was just delivered.
+    bookkeeping: tokio::sync::Mutex<()>,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     metrics: Mutex<Metrics>,
 }
@@ -72,6 +75,7 @@ impl Delivery {
             receivers: RwLock::new(Arc::new(receivers)),
             wake: Notify::new(),
             in_flight: Mutex::new(HashSet::new()),
+            bookkeeping: tokio::sync::Mutex::new(()),
             limits: Mutex::new(HashMap::new()),
             metrics: Mutex::new(Metrics::default()),
         })
@@ -112,6 +116,7 @@ impl Delivery {
 
     /// Starts an attempt for every due head not already in flight; returns how long to sleep.
     async fn pass(self: &Arc<Self>) -> Result<Duration, db::DbError> {
+        let _guard = self.bookkeeping.lock().await;
         let now = now_ms();
         let (heads, next, pending) = self.db.call(move |c| Ok((db::due_heads(c, now)?, db::next_due(c)?, db::pending_counts(c)?))).await?;
         {
@@ -122,12 +127,7 @@ impl Delivery {
         for e in heads {
             if self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(e.id) {
                 let me = self.clone();
-                tokio::spawn(async move {
-                    let id = e.id;
-                    me.attempt(e).await;
-                    me.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-                    me.wake.notify_one();
-                });
+                tokio::spawn(async move { me.attempt(e).await });
             }
         }
         let until = next.map(|t| (t - now_ms()).max(10)).unwrap_or(1000).min(1000);
@@ -146,6 +146,7 @@ impl Delivery {
 
     async fn attempt(&self, e: OutboxEntry) {
         let outcome = self.try_send(&e).await;
+        let _guard = self.bookkeeping.lock().await;
         let result = {
             let (e, outcome) = (e.clone(), outcome.clone());
             self.db.call(move |c| db::finish(c, &e, &outcome)).await
@@ -153,6 +154,8 @@ impl Delivery {
         if let Err(err) = result {
             tracing::error!(err = %err, receiver = %e.receiver, "notification delivery: updating the outbox failed");
         }
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&e.id);
+        self.wake.notify_one();
     }
 
     /// One attempt; decides what becomes of the entry.
