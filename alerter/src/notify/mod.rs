@@ -5,7 +5,14 @@
 //! Routing, grouping, inhibition, silences, the durable outbox and the history live beside these
 //! modules and only ever talk to a receiver through `receiver::Sender`.
 
+pub mod config;
 pub mod db;
 pub mod deliver;
+pub mod dispatch;
+pub mod inhibit;
+pub mod matcher;
 pub mod message;
 pub mod receiver;
+pub mod route;
+pub mod silence;
+pub mod thresholds;
