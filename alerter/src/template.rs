@@ -5,6 +5,12 @@
 //! The text is parsed after the preamble Prometheus prepends (`$labels`, `$externalLabels`,
 //! `$externalURL`, `$value`), so positions in error messages match Prometheus's. Query functions
 //! (`query`, `first`, …) and any other unknown function are rejected at parse time.
+//!
+//! Notification templates (subjects and bodies of receivers) use the same language over
+//! Alertmanager's data model instead (`.Status`, `.Receiver`, `.Alerts`, `.GroupLabels`, …, with
+//! `.Alerts.Firing`, `KV.SortedPairs`/`Names`/`Values`/`Remove`, `time.Time` values), plus
+//! Alertmanager's `join`, `safeHtml`, `trimSpace` and `stringSlice`; HTML templates escape what
+//! their actions print unless it went through `safeHtml`.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
@@ -48,6 +54,9 @@ const FUNCTIONS: &[&str] = &[
     "toUpper",
 ];
 
+/// Functions only notification templates have (Alertmanager's).
+const NOTIFY_FUNCTIONS: &[&str] = &["join", "safeHtml", "stringSlice", "trimSpace"];
+
 /// A template that failed to parse or to execute; the messages follow Prometheus's.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -73,18 +82,39 @@ pub struct Template {
     name: String,
     src: String,
     root: Vec<Node>,
+    /// An HTML notification template: printed values are escaped.
+    html: bool,
 }
 
 impl Template {
     /// Parses `text` as Prometheus would (with its preamble); `name` appears in error messages
     /// (Prometheus uses `__alert_<alertname>`).
     pub fn parse(name: &str, text: &str) -> Result<Template, TemplateError> {
-        let src = format!("{PREAMBLE}{text}");
-        let root = Parser::new(&src).parse_root().map_err(|e| {
+        Self::parse_with(name, format!("{PREAMBLE}{text}"), &[], false)
+    }
+
+    /// Parses a notification template (no preamble; Alertmanager's functions too). With `html`,
+    /// what its actions print is HTML-escaped unless marked with `safeHtml`.
+    pub fn parse_notification(name: &str, text: &str, html: bool) -> Result<Template, TemplateError> {
+        Self::parse_with(name, text.to_string(), NOTIFY_FUNCTIONS, html)
+    }
+
+    fn parse_with(name: &str, src: String, extra: &'static [&'static str], html: bool) -> Result<Template, TemplateError> {
+        let mut parser = Parser::new(&src);
+        parser.extra_funcs = extra;
+        let root = parser.parse_root().map_err(|e| {
             let line = 1 + src[..e.pos.min(src.len())].matches('\n').count();
             TemplateError::Parse { name: name.to_string(), line, msg: e.msg }
         })?;
-        Ok(Template { name: name.to_string(), src, root })
+        Ok(Template { name: name.to_string(), src, root, html })
+    }
+
+    /// Renders a notification template over `n` in Alertmanager's data model.
+    pub fn render_notification(&self, n: &crate::notify::message::Notification) -> Result<String, TemplateError> {
+        let root = notification_value(n);
+        let mut st = State { vars: vec![("$".to_string(), root.clone())], out: String::new(), html: self.html };
+        st.walk(&root, &self.root).map_err(|e| self.exec_error(e))?;
+        Ok(st.out)
     }
 
     /// Renders the template over `data`.
@@ -96,7 +126,7 @@ impl Template {
             external_url: data.external_url.to_string(),
             value: data.value,
         });
-        let mut st = State { vars: vec![("$".to_string(), Value::Data(root.clone()))], out: String::new() };
+        let mut st = State { vars: vec![("$".to_string(), Value::Data(root.clone()))], out: String::new(), html: false };
         st.walk(&Value::Data(root), &self.root).map_err(|e| self.exec_error(e))?;
         Ok(st.out)
     }
@@ -662,6 +692,8 @@ struct Parser {
     vars: Vec<String>,
     range_depth: usize,
     depth: usize,
+    /// Functions allowed besides `FUNCTIONS`.
+    extra_funcs: &'static [&'static str],
 }
 
 /// Go's description of an item in "unexpected ..." messages.
@@ -706,7 +738,7 @@ fn tok_text(t: &Tok) -> String {
 
 impl Parser {
     fn new(src: &str) -> Parser {
-        Parser { items: lex(src), i: 0, last_pos: 0, vars: vec!["$".into()], range_depth: 0, depth: 0 }
+        Parser { items: lex(src), i: 0, last_pos: 0, vars: vec!["$".into()], range_depth: 0, depth: 0, extra_funcs: &[] }
     }
 
     fn err<T>(&self, msg: impl Into<String>) -> PResult<T> {
@@ -998,7 +1030,7 @@ impl Parser {
         let it = self.next_non_space();
         let term = match it.tok {
             Tok::Ident(name) => {
-                if !FUNCTIONS.contains(&name.as_str()) {
+                if !FUNCTIONS.contains(&name.as_str()) && !self.extra_funcs.contains(&name.as_str()) {
                     return self.err(format!("function {} not defined", go_quote(&name)));
                 }
                 Term::Func(name)
@@ -1107,6 +1139,16 @@ enum Value {
     Str(String),
     Map(Rc<BTreeMap<String, String>>),
     Data(Rc<Data>),
+    /// Alertmanager's `template.KV`: a label set with methods.
+    KV(Rc<BTreeMap<String, String>>),
+    /// A slice: `[]string`, `template.Pairs` or `template.Alerts`.
+    List(Rc<Vec<Value>>, ListType),
+    /// A struct of Alertmanager's data model.
+    Obj(Rc<Obj>),
+    /// A `time.Time`, milliseconds since the epoch (`None` is Go's zero time).
+    Time(Option<i64>),
+    /// `template.HTML`, from `safeHtml`: printed as is by HTML templates.
+    Html(String),
 }
 
 impl Value {
@@ -1120,6 +1162,11 @@ impl Value {
             Value::Str(_) => "string",
             Value::Map(_) => "map[string]string",
             Value::Data(_) => DATA_TYPE,
+            Value::KV(_) => "template.KV",
+            Value::List(_, t) => t.name(),
+            Value::Obj(o) => o.ty.name(),
+            Value::Time(_) => "time.Time",
+            Value::Html(_) => "template.HTML",
         }
     }
 
@@ -1132,7 +1179,10 @@ impl Value {
             Value::Float(f) => *f != 0.0,
             Value::Str(s) => !s.is_empty(),
             Value::Map(m) => !m.is_empty(),
-            Value::Data(_) => true,
+            Value::Data(_) | Value::Obj(_) | Value::Time(_) => true,
+            Value::KV(m) => !m.is_empty(),
+            Value::List(l, _) => !l.is_empty(),
+            Value::Html(s) => !s.is_empty(),
         }
     }
 }
@@ -1184,7 +1234,9 @@ fn signature(name: &str) -> Signature {
         "printf" => (&[Str], Some(Any)),
         "reReplaceAll" => (&[Str, Str, Str], None),
         "match" => (&[Str, Str], None),
-        "title" | "toLower" | "toUpper" | "stripPort" => (&[Str], None),
+        "title" | "toLower" | "toUpper" | "stripPort" | "trimSpace" | "safeHtml" => (&[Str], None),
+        "join" => (&[Str, Any], None),
+        "stringSlice" => (&[], Some(Str)),
         _ => (&[Any], None),
     };
     Signature { fixed, variadic }
@@ -1193,6 +1245,8 @@ fn signature(name: &str) -> Signature {
 struct State {
     vars: Vec<(String, Value)>,
     out: String,
+    /// HTML-escape printed values (HTML notification templates).
+    html: bool,
 }
 
 impl State {
@@ -1206,7 +1260,11 @@ impl State {
                 Node::Action(pipe) => {
                     let v = self.eval_pipeline(dot, pipe)?;
                     if pipe.decl.is_empty() {
-                        print_value(&mut self.out, &v);
+                        match &v {
+                            Value::Html(h) if self.html => self.out.push_str(h),
+                            v if self.html => self.out.push_str(&escape_html(&sprint_printed(v))),
+                            v => print_value(&mut self.out, v),
+                        }
                     }
                     Flow::Normal
                 }
@@ -1251,8 +1309,11 @@ impl State {
 
     fn range_body(&mut self, dot: &Value, c: &Control, node: &Node) -> EResult<Flow> {
         let v = self.eval_pipeline(dot, &c.pipe)?;
+        if let Value::List(items, _) = &v {
+            return self.range_list(dot, c, items);
+        }
         let map = match v {
-            Value::Map(m) => m,
+            Value::Map(m) | Value::KV(m) => m,
             Value::Nil => Rc::new(BTreeMap::new()),
             other => {
                 let msg = format!("range can't iterate over {}", sprint(&other));
@@ -1274,6 +1335,25 @@ impl State {
             }
         }
         if map.is_empty() {
+            if let Some(e) = &c.else_list {
+                return self.walk(dot, e);
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn range_list(&mut self, dot: &Value, c: &Control, items: &[Value]) -> EResult<Flow> {
+        let mark = self.vars.len();
+        for (i, elem) in items.iter().enumerate() {
+            self.set_top_var(mark, 1, &c.pipe, elem.clone());
+            self.set_top_var(mark, 2, &c.pipe, Value::Int(i as i64));
+            let flow = self.walk(elem, &c.list);
+            self.vars.truncate(mark);
+            if flow? == Flow::Break {
+                break;
+            }
+        }
+        if items.is_empty() {
             if let Some(e) = &c.else_list {
                 return self.walk(dot, e);
             }
@@ -1326,7 +1406,14 @@ impl State {
         let has_args = cmd.args.len() > 1 || fin.is_some();
         match &first.term {
             Term::Func(name) => self.eval_function(dot, name, first, &cmd.args[1..], cmd, fin),
-            Term::Field(_) | Term::Var(..) | Term::Chain(..) => self.eval_reference(dot, first, has_args),
+            Term::Field(_) | Term::Var(..) | Term::Chain(..) => {
+                if has_args {
+                    if let Some(v) = self.method_call(dot, first, &cmd.args[1..], fin.clone())? {
+                        return Ok(v);
+                    }
+                }
+                self.eval_reference(dot, first, has_args)
+            }
             Term::Pipe(p) => {
                 not_a_function(first, has_args)?;
                 self.eval_pipeline(dot, p)
@@ -1384,6 +1471,44 @@ impl State {
             }
             _ => Ok(Value::Nil),
         }
+    }
+
+    /// A method with arguments of Alertmanager's types (`KV.Remove`, `time.Time.Format`) at the
+    /// end of a field chain; `None` when the chain does not end in one.
+    fn method_call(&mut self, dot: &Value, op: &Operand, args: &[Operand], fin: Option<Value>) -> EResult<Option<Value>> {
+        let (base, fields) = match &op.term {
+            Term::Field(f) => (dot.clone(), f),
+            Term::Var(name, f) if !f.is_empty() => (self.var_value(name, op)?, f),
+            Term::Chain(inner, f) => (self.eval_arg(dot, Param::Any, inner)?, f),
+            _ => return Ok(None),
+        };
+        let Some((last, init)) = fields.split_last() else { return Ok(None) };
+        let receiver = self.field_chain(base, init, op, false)?;
+        if !matches!((&receiver, last.as_str()), (Value::KV(_), "Remove") | (Value::Time(_), "Format")) {
+            return Ok(None);
+        }
+        let mut argv = Vec::new();
+        for a in args {
+            argv.push(self.eval_arg(dot, Param::Any, a)?);
+        }
+        argv.extend(fin);
+        if argv.len() != 1 {
+            return exec_err(op.pos, &op.term, format!("wrong number of args for {last}: want 1 got {}", argv.len()));
+        }
+        let r = match (&receiver, &argv[0]) {
+            (Value::KV(m), Value::List(names, ListType::Strings)) => {
+                let mut out = (**m).clone();
+                for n in names.iter() {
+                    if let Value::Str(n) = n {
+                        out.remove(n);
+                    }
+                }
+                Value::KV(Rc::new(out))
+            }
+            (Value::Time(t), Value::Str(layout)) => Value::Str(go_time_format(*t, layout)),
+            (_, a) => return exec_err(op.pos, &op.term, format!("wrong type for value in {last}; got {}", a.type_name())),
+        };
+        Ok(Some(r))
     }
 
     /// Calls a function; `site` is what Go names in "error calling" errors (the command).
@@ -1449,6 +1574,7 @@ fn check_arity(name: &str, sig: &Signature, nargs: usize, fin: bool, ident: &Ope
 fn validate(v: Value, p: Param, op: &Operand) -> EResult<Value> {
     match (p, &v) {
         (Param::Any, _) | (Param::Str, Value::Str(_)) => Ok(v),
+        (Param::Str, Value::Html(h)) => Ok(Value::Str(h.clone())),
         (Param::Str, Value::Nil) => exec_err(op.pos, &op.term, "invalid value; expected string"),
         (Param::Str, _) => exec_err(op.pos, &op.term, format!("wrong type for value; expected string; got {}", v.type_name())),
     }
@@ -1476,6 +1602,14 @@ fn eval_field(receiver: Value, name: &str, op: &Operand, has_args: bool) -> ERes
             Ok(v)
         }
         Value::Nil => Ok(Value::Nil),
+        v @ (Value::KV(_) | Value::List(..) | Value::Obj(_) | Value::Time(_)) => {
+            let ty = v.type_name();
+            match notify_field(v, name) {
+                Some(_) if has_args => exec_err(op.pos, &op.term, format!("{name} has arguments but cannot be invoked as function")),
+                Some(r) => Ok(r),
+                None => exec_err(op.pos, &op.term, format!("can't evaluate field {name} in type {ty}")),
+            }
+        }
         other => exec_err(op.pos, &op.term, format!("can't evaluate field {name} in type {}", other.type_name())),
     }
 }
@@ -1515,6 +1649,13 @@ fn call(name: &str, a: Vec<Value>) -> FResult {
         "reReplaceAll" => compile(s(0)).map(|re| Value::Str(re.replace_all(s(2), s(1)).into_owned())),
         "match" => compile(s(0)).map(|re| Value::Bool(re.is_match(s(1)))),
         "stripPort" => Ok(Value::Str(strip_port(s(0)).to_string())),
+        "trimSpace" => Ok(Value::Str(s(0).trim().to_string())),
+        "safeHtml" => Ok(Value::Html(s(0).to_string())),
+        "stringSlice" => Ok(Value::List(Rc::new(a.clone()), ListType::Strings)),
+        "join" => match &a[1] {
+            Value::List(items, ListType::Strings) => Ok(Value::Str(items.iter().map(sprint).collect::<Vec<_>>().join(s(0)))),
+            other => Err(format!("wrong type for value; expected []string; got {}", other.type_name())),
+        },
         _ => Err(format!("function {} not defined", go_quote(name))),
     }
 }
@@ -1694,7 +1835,9 @@ fn strip_port(hp: &str) -> &str {
 fn length(v: &Value) -> FResult {
     match v {
         Value::Str(s) => Ok(Value::Int(s.len() as i64)),
-        Value::Map(m) => Ok(Value::Int(m.len() as i64)),
+        Value::Map(m) | Value::KV(m) => Ok(Value::Int(m.len() as i64)),
+        Value::List(l, _) => Ok(Value::Int(l.len() as i64)),
+        Value::Html(s) => Ok(Value::Int(s.len() as i64)),
         Value::Nil => Err("len of nil pointer".into()),
         other => Err(format!("len of type {}", other.type_name())),
     }
@@ -1704,7 +1847,11 @@ fn index(item: &Value, indexes: &[Value]) -> FResult {
     let mut item = item.clone();
     for ix in indexes {
         item = match (&item, ix) {
-            (Value::Map(m), Value::Str(k)) => Value::Str(m.get(k).cloned().unwrap_or_default()),
+            (Value::Map(m) | Value::KV(m), Value::Str(k)) => Value::Str(m.get(k).cloned().unwrap_or_default()),
+            (Value::List(l, _), Value::Int(i)) => match usize::try_from(*i).ok().and_then(|i| l.get(i)) {
+                Some(v) => v.clone(),
+                None => return Err(format!("error calling index: index out of range: {i}")),
+            },
             (Value::Map(_), Value::Nil) => return Err("value is nil; should be of type string".into()),
             (Value::Map(_), k) => return Err(format!("value has type {}; should be string", k.type_name())),
             (Value::Str(s), Value::Int(i)) => match usize::try_from(*i).ok().and_then(|i| s.as_bytes().get(i)) {
@@ -1928,8 +2075,16 @@ fn fmt_value(v: &Value, verb: char, spec: &Spec) -> String {
         Value::Int(i) => fmt_int(*i, verb, spec),
         Value::Float(f) => fmt_float(*f, verb, spec),
         Value::Str(s) => fmt_str(s, verb, spec),
-        Value::Map(m) => Some(fmt_map(m, verb, spec)),
+        Value::Map(m) | Value::KV(m) => Some(fmt_map(m, verb, spec)),
         Value::Data(d) => Some(fmt_data(d, verb, spec)),
+        Value::List(items, _) => Some(format!("[{}]", items.iter().map(|i| fmt_value(i, verb, spec)).collect::<Vec<_>>().join(" "))),
+        Value::Obj(o) => {
+            let fields: Vec<String> = o.fields.iter().map(|(_, v)| fmt_value(v, verb, spec)).collect();
+            let amp = if o.ty == ObjType::Data { "&" } else { "" };
+            Some(format!("{amp}{{{}}}", fields.join(" ")))
+        }
+        Value::Time(t) => matches!(verb, 'v' | 's').then(|| pad(&go_time_string(*t), spec, false)),
+        Value::Html(h) => fmt_str(h, verb, spec),
     };
     done.unwrap_or_else(|| format!("%!{verb}({})", typed(v)))
 }
@@ -2238,6 +2393,238 @@ fn unescape(chars: &mut std::str::Chars, quote: char, out: &mut Vec<u8>) -> Opti
 fn take(chars: &mut std::str::Chars, n: usize) -> Option<String> {
     let s: String = chars.take(n).collect();
     (s.len() == n).then_some(s)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notification data (Alertmanager's template model)
+// ---------------------------------------------------------------------------------------------
+
+/// What a `Value::List` holds, for its type name and methods.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum ListType {
+    Strings,
+    Pairs,
+    Alerts,
+}
+
+impl ListType {
+    fn name(self) -> &'static str {
+        match self {
+            ListType::Strings => "[]string",
+            ListType::Pairs => "template.Pairs",
+            ListType::Alerts => "template.Alerts",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum ObjType {
+    Data,
+    Alert,
+    Pair,
+}
+
+impl ObjType {
+    fn name(self) -> &'static str {
+        match self {
+            ObjType::Data => "*template.Data",
+            ObjType::Alert => "template.Alert",
+            ObjType::Pair => "template.Pair",
+        }
+    }
+}
+
+/// A struct value: its type and its fields in declaration order.
+#[derive(Debug)]
+struct Obj {
+    ty: ObjType,
+    fields: Vec<(&'static str, Value)>,
+}
+
+fn obj(ty: ObjType, fields: Vec<(&'static str, Value)>) -> Value {
+    Value::Obj(Rc::new(Obj { ty, fields }))
+}
+
+fn kv(m: &BTreeMap<String, String>) -> Value {
+    Value::KV(Rc::new(m.clone()))
+}
+
+fn strings<'a>(items: impl Iterator<Item = &'a String>) -> Value {
+    Value::List(Rc::new(items.map(|s| Value::Str(s.clone())).collect()), ListType::Strings)
+}
+
+/// The root value of a notification template: Alertmanager's `template.Data`.
+fn notification_value(n: &crate::notify::message::Notification) -> Value {
+    let alerts = n
+        .alerts
+        .iter()
+        .map(|a| {
+            obj(
+                ObjType::Alert,
+                vec![
+                    ("Status", Value::Str(a.status.as_str().to_string())),
+                    ("Labels", kv(&a.labels)),
+                    ("Annotations", kv(&a.annotations)),
+                    ("StartsAt", Value::Time(Some(a.starts_at_ms))),
+                    ("EndsAt", Value::Time(a.ends_at_ms)),
+                    ("GeneratorURL", Value::Str(a.generator_url.clone())),
+                    ("Fingerprint", Value::Str(a.fingerprint.clone())),
+                ],
+            )
+        })
+        .collect();
+    obj(
+        ObjType::Data,
+        vec![
+            ("Receiver", Value::Str(n.receiver.clone())),
+            ("Status", Value::Str(n.status.as_str().to_string())),
+            ("Alerts", Value::List(Rc::new(alerts), ListType::Alerts)),
+            ("GroupLabels", kv(&n.group_labels)),
+            ("CommonLabels", kv(&n.common_labels)),
+            ("CommonAnnotations", kv(&n.common_annotations)),
+            ("ExternalURL", Value::Str(n.external_url.clone())),
+        ],
+    )
+}
+
+/// A field or argument-less method of Alertmanager's types; `None` when there is none.
+fn notify_field(v: Value, name: &str) -> Option<Value> {
+    match (v, name) {
+        (Value::KV(m), "SortedPairs") => {
+            let pairs = m.iter().map(|(k, v)| obj(ObjType::Pair, vec![("Name", Value::Str(k.clone())), ("Value", Value::Str(v.clone()))]));
+            Some(Value::List(Rc::new(pairs.collect()), ListType::Pairs))
+        }
+        (Value::KV(m), "Names") => Some(strings(m.keys())),
+        (Value::KV(m), "Values") => Some(strings(m.values())),
+        (Value::KV(m), key) => Some(Value::Str(m.get(key).cloned().unwrap_or_default())),
+        (Value::List(items, ListType::Alerts), "Firing" | "Resolved") => {
+            let want = if name == "Firing" { "firing" } else { "resolved" };
+            let keep = items.iter().filter(|a| matches!(a, Value::Obj(o) if matches!(&o.fields[0].1, Value::Str(s) if s == want)));
+            Some(Value::List(Rc::new(keep.cloned().collect()), ListType::Alerts))
+        }
+        (Value::List(items, ListType::Pairs), "Names" | "Values") => {
+            let i = usize::from(name == "Values");
+            let out = items.iter().filter_map(|p| match p {
+                Value::Obj(o) => Some(o.fields[i].1.clone()),
+                _ => None,
+            });
+            Some(Value::List(Rc::new(out.collect()), ListType::Strings))
+        }
+        (Value::Obj(o), field) => o.fields.iter().find(|(n, _)| *n == field).map(|(_, v)| v.clone()),
+        (Value::Time(t), "Unix") => Some(Value::Int(t.map_or(ZERO_TIME_UNIX, |ms| ms.div_euclid(1000)))),
+        (Value::Time(t), "String") => Some(Value::Str(go_time_string(t))),
+        (Value::Time(t), "IsZero") => Some(Value::Bool(t.is_none())),
+        _ => None,
+    }
+}
+
+/// Go's zero time (0001-01-01 UTC) as Unix seconds.
+const ZERO_TIME_UNIX: i64 = -62_135_596_800;
+
+/// Civil date-time of a time in UTC: (year, month, day, hour, minute, second, millisecond, weekday 0=Sunday).
+fn civil(t: Option<i64>) -> (i64, i64, i64, i64, i64, i64, i64, i64) {
+    let ms = t.unwrap_or(ZERO_TIME_UNIX * 1000);
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let (y, m, d) = fleetwatch_common::calendar::civil_from_days(days);
+    let s = secs.rem_euclid(86_400);
+    (y, m, d, s / 3600, s / 60 % 60, s % 60, ms.rem_euclid(1000), (days + 4).rem_euclid(7))
+}
+
+/// Go's `time.Time.String()` in UTC: `2006-01-02 15:04:05.999 +0000 UTC`.
+fn go_time_string(t: Option<i64>) -> String {
+    go_time_format(t, "2006-01-02 15:04:05.999999999 -0700 MST")
+}
+
+const MONTHS: [&str; 12] =
+    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+
+/// Go's `time.Time.Format` for the common layout elements, in UTC.
+fn go_time_format(t: Option<i64>, layout: &str) -> String {
+    let (y, mo, d, h, mi, s, ms, wd) = civil(t);
+    let month = MONTHS[(mo - 1) as usize];
+    let day = DAYS[wd as usize];
+    let mut out = String::new();
+    let mut rest = layout;
+    while !rest.is_empty() {
+        let frac = |r: &str| r.starts_with(".000") || r.starts_with(".999") || r.starts_with(",000") || r.starts_with(",999");
+        if frac(rest) {
+            let n = rest[1..].bytes().take_while(|b| *b == rest.as_bytes()[1]).count();
+            let digits = format!("{ms:03}000000");
+            let mut part = digits[..n.min(9)].to_string();
+            if rest.as_bytes()[1] == b'9' {
+                part = part.trim_end_matches('0').to_string();
+                if !part.is_empty() {
+                    out.push('.');
+                }
+            } else {
+                out.push('.');
+            }
+            out.push_str(&part);
+            rest = &rest[1 + n..];
+            continue;
+        }
+        let tokens: [(&str, String); 20] = [
+            ("2006", format!("{y:04}")),
+            ("January", month.to_string()),
+            ("Jan", month[..3].to_string()),
+            ("Monday", day.to_string()),
+            ("Mon", day[..3].to_string()),
+            ("MST", "UTC".to_string()),
+            ("Z07:00", "Z".to_string()),
+            ("Z0700", "Z".to_string()),
+            ("-07:00", "+00:00".to_string()),
+            ("-0700", "+0000".to_string()),
+            ("01", format!("{mo:02}")),
+            ("02", format!("{d:02}")),
+            ("_2", format!("{d:>2}")),
+            ("15", format!("{h:02}")),
+            ("03", format!("{:02}", (h + 11) % 12 + 1)),
+            ("04", format!("{mi:02}")),
+            ("05", format!("{s:02}")),
+            ("PM", if h >= 12 { "PM" } else { "AM" }.to_string()),
+            ("06", format!("{:02}", y % 100)),
+            ("pm", if h >= 12 { "pm" } else { "am" }.to_string()),
+        ];
+        match tokens.iter().find(|(tok, _)| rest.starts_with(tok)) {
+            Some((tok, v)) => {
+                out.push_str(v);
+                rest = &rest[tok.len()..];
+            }
+            None => {
+                let c = rest.chars().next().unwrap_or(' ');
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    out
+}
+
+/// What an action prints, as a string (nil prints nothing in HTML templates).
+fn sprint_printed(v: &Value) -> String {
+    match v {
+        Value::Nil => String::new(),
+        v => sprint(v),
+    }
+}
+
+/// Escapes text for HTML element content and attribute values, as Go's html/template does.
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\'' => out.push_str("&#39;"),
+            '"' => out.push_str("&#34;"),
+            '\0' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -2,7 +2,16 @@
 //! `*_configs` lists), built from config into `Sender`s that deliver one `Notification` each call.
 //! The delivery layer (outbox, retries, metrics) calls `Sender::send` and nothing else.
 
+pub mod alertmanager;
+pub mod email;
+pub mod exec;
+pub mod http;
 pub mod log;
+pub mod payload;
+pub mod secret;
+pub mod slack;
+pub mod templates;
+pub mod webhook;
 
 use super::message::Notification;
 use serde::Deserialize;
@@ -18,7 +27,20 @@ pub struct ReceiverConfig {
     pub name: String,
     #[serde(default)]
     pub log_configs: Vec<log::LogConfig>,
+    #[serde(default)]
+    pub webhook_configs: Vec<webhook::WebhookConfig>,
+    #[serde(default)]
+    pub exec_configs: Vec<exec::ExecConfig>,
+    #[serde(default)]
+    pub slack_configs: Vec<slack::SlackConfig>,
+    #[serde(default)]
+    pub email_configs: Vec<email::EmailConfig>,
+    #[serde(default)]
+    pub alertmanager_configs: Vec<alertmanager::AlertmanagerConfig>,
 }
+
+/// How long one delivery attempt may take when the integration sets no `timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What building a receiver needs besides its config.
 #[derive(Debug, Clone, Default)]
@@ -65,7 +87,7 @@ pub trait Sender: Send + Sync {
     fn send_resolved(&self) -> bool;
     /// How long one attempt may take before it counts as failed (and retryable).
     fn timeout(&self) -> Duration {
-        Duration::from_secs(30)
+        DEFAULT_TIMEOUT
     }
 }
 
@@ -78,10 +100,31 @@ pub struct Integration {
 }
 
 /// Builds every integration of `cfg`.
-pub fn build(cfg: &ReceiverConfig, _ctx: &BuildContext) -> Result<Vec<Integration>, BuildError> {
+pub fn build(cfg: &ReceiverConfig, ctx: &BuildContext) -> Result<Vec<Integration>, BuildError> {
     let mut out = Vec::new();
+    let base = ctx.base_dir.as_path();
     for (index, c) in cfg.log_configs.iter().enumerate() {
         out.push(Integration { kind: "log", index, sender: Box::new(log::LogSender::new(&cfg.name, c)) });
     }
+    add(&mut out, cfg, "webhook", &cfg.webhook_configs, |c| Ok(Box::new(webhook::WebhookSender::new(c, base)?)))?;
+    add(&mut out, cfg, "exec", &cfg.exec_configs, |c| Ok(Box::new(exec::ExecSender::new(&cfg.name, c, base)?)))?;
+    add(&mut out, cfg, "slack", &cfg.slack_configs, |c| Ok(Box::new(slack::SlackSender::new(c, base)?)))?;
+    add(&mut out, cfg, "email", &cfg.email_configs, |c| Ok(Box::new(email::EmailSender::new(c, base)?)))?;
+    add(&mut out, cfg, "alertmanager", &cfg.alertmanager_configs, |c| Ok(Box::new(alertmanager::AlertmanagerSender::new(c, base)?)))?;
     Ok(out)
+}
+
+/// Builds one `*_configs` list into `out`, naming the entry in errors.
+fn add<C>(
+    out: &mut Vec<Integration>,
+    cfg: &ReceiverConfig,
+    kind: &'static str,
+    configs: &[C],
+    make: impl Fn(&C) -> Result<Box<dyn Sender>, String>,
+) -> Result<(), BuildError> {
+    for (index, c) in configs.iter().enumerate() {
+        let sender = make(c).map_err(|msg| BuildError { receiver: cfg.name.clone(), integration: kind, index, msg })?;
+        out.push(Integration { kind, index, sender });
+    }
+    Ok(())
 }
