@@ -1,9 +1,15 @@
 //! Running the rule groups in the daemon: one loop per group at its interval (at a stable offset
 //! within it, as Prometheus spreads groups), evaluating against the series store with the store's
 //! lock held for the group (the runtime has one thread, so this costs scrapes nothing but the
-//! evaluation time), and keeping alert state across reloads for rules that did not change.
+//! evaluation time), and keeping alert state across reloads for rules that did not change. After
+//! each evaluation the group's alerts go to the notification service; at start, `for` progress
+//! is restored from the state it saved.
 
+use crate::alert_state::State;
 use crate::evaluate::{Context, GroupEval, Sink, StorageSink};
+use crate::notify::dispatch::AlertSnapshot;
+use crate::notify::message::KV;
+use crate::notify::service::Service;
 use crate::scrape::{first_delay, now_ms};
 use crate::store::Store;
 use fleetwatch_promql::{Engine, Labels, Storage};
@@ -41,6 +47,8 @@ pub struct EvalSettings {
     pub engine: Engine,
     pub external_labels: BTreeMap<String, String>,
     pub external_url: String,
+    /// Where alerts go after each evaluation; `None` in tests that only evaluate.
+    pub notify: Option<Arc<Service>>,
 }
 
 pub struct RuleManager {
@@ -66,8 +74,11 @@ impl RuleManager {
                 g.adopt_state(&mut old.lock().unwrap_or_else(|p| p.into_inner()).group);
             }
             let shared = Arc::new(Mutex::new(RunningGroup { group: g, last_eval_ms: None, last_duration: 0.0 }));
-            tasks.push(tokio::spawn(run_group(shared.clone(), store.clone(), settings.clone())));
+            tasks.push(tokio::spawn(run_group(shared.clone(), store.clone(), settings.clone(), previous.is_none())));
             running.push(shared);
+        }
+        if let Some(n) = &settings.notify {
+            n.keep_groups(&running.iter().map(|g| group_key(&g.lock().unwrap_or_else(|p| p.into_inner()).group)).collect());
         }
         RuleManager { groups: running, tasks }
     }
@@ -87,21 +98,53 @@ impl RuleManager {
     }
 }
 
-async fn run_group(group: Arc<Mutex<RunningGroup>>, store: Arc<RwLock<Store>>, settings: EvalSettings) {
-    let (interval, key) = {
+/// The group's name in the notification state: `file;name`, as Prometheus's `rule_group` label.
+pub fn group_key(g: &GroupEval) -> String {
+    format!("{};{}", g.file, g.name)
+}
+
+async fn run_group(group: Arc<Mutex<RunningGroup>>, store: Arc<RwLock<Store>>, settings: EvalSettings, restore: bool) {
+    let (interval, key, name) = {
         let g = group.lock().unwrap_or_else(|p| p.into_inner());
-        (Duration::from_millis(g.group.interval_ms.max(1) as u64), format!("{}\u{ff}{}", g.group.file, g.group.name))
+        (Duration::from_millis(g.group.interval_ms.max(1) as u64), format!("{}\u{ff}{}", g.group.file, g.group.name), group_key(&g.group))
+    };
+    let mut saved = match (&settings.notify, restore) {
+        (Some(n), true) => n.saved_alerts(&name).await,
+        _ => Vec::new(),
     };
     tokio::time::sleep(first_delay(&key, interval, now_ms())).await;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
-        eval_once(&group, &store, &settings);
+        let t = eval_once(&group, &store, &settings);
+        let Some(n) = &settings.notify else { continue };
+        let mut g = group.lock().unwrap_or_else(|p| p.into_inner());
+        if !saved.is_empty() {
+            let (tolerance, grace) = (n.settings.for_outage_tolerance.as_millis() as i64, n.settings.for_grace_period.as_millis() as i64);
+            g.group.restore_for_state(t, &std::mem::take(&mut saved), tolerance, grace);
+        }
+        n.evaluated(name.clone(), g.group.for_state_rows(t), snapshots(&g.group, &settings.external_url));
     }
 }
 
-fn eval_once(group: &Mutex<RunningGroup>, store: &RwLock<Store>, settings: &EvalSettings) {
+/// The group's firing alerts and the resolved ones still kept, as the dispatcher takes them.
+fn snapshots(g: &GroupEval, external_url: &str) -> Vec<AlertSnapshot> {
+    g.alerts()
+        .into_iter()
+        .filter(|(_, a)| a.state != State::Pending)
+        .map(|(_, a)| AlertSnapshot {
+            labels: a.labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<KV>(),
+            annotations: a.annotations.iter().cloned().collect(),
+            starts_at_ms: a.active_at,
+            ends_at_ms: if a.state == State::Inactive { a.resolved_at } else { None },
+            generator_url: external_url.to_string(),
+        })
+        .collect()
+}
+
+/// Evaluates the group now; returns the evaluation time.
+fn eval_once(group: &Mutex<RunningGroup>, store: &RwLock<Store>, settings: &EvalSettings) -> i64 {
     let t = now_ms();
     let started = std::time::Instant::now();
     let ctx = Context { engine: &settings.engine, external_labels: &settings.external_labels, external_url: &settings.external_url };
@@ -112,4 +155,5 @@ fn eval_once(group: &Mutex<RunningGroup>, store: &RwLock<Store>, settings: &Eval
     }
     g.last_eval_ms = Some(t);
     g.last_duration = started.elapsed().as_secs_f64();
+    t
 }

@@ -10,7 +10,7 @@
 //! otherwise each notification is delivered exactly once.
 
 use super::db::{self, Db, HistoryRow, OutboxEntry, Outcome};
-use super::message::{Notification, Status};
+use super::message::Notification;
 use super::receiver::Integration;
 use crate::scrape::now_ms;
 use fleetwatch_common::expfmt::{Family, MetricType};
@@ -171,7 +171,7 @@ impl Delivery {
             self.count(&e.receiver, "failed");
             return Outcome::Dropped;
         };
-        let mut n: Notification = match serde_json::from_str(&e.payload) {
+        let n: Notification = match serde_json::from_str(&e.payload) {
             Ok(n) => n,
             Err(err) => {
                 tracing::error!(err = %err, "notification dropped: unreadable outbox entry");
@@ -179,13 +179,9 @@ impl Delivery {
                 return Outcome::Dropped;
             }
         };
-        if !integration.sender.send_resolved() {
-            n.alerts.retain(|a| a.status == Status::Firing);
-            if n.alerts.is_empty() {
-                return Outcome::Dropped;
-            }
-            n.summarize();
-        }
+        let Some(n) = super::dispatch::for_integration(&n, integration.sender.send_resolved()) else {
+            return Outcome::Dropped;
+        };
         let permit = self.limit(&e.receiver).acquire_owned().await;
         let result = match tokio::time::timeout(integration.sender.timeout(), integration.sender.send(&n)).await {
             Ok(r) => r,
@@ -290,7 +286,7 @@ fn notified(n: &Notification, e: &OutboxEntry, at: i64) -> Vec<HistoryRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::message::{NotifiedAlert, KV};
+    use crate::notify::message::{NotifiedAlert, Status, KV};
     use crate::notify::receiver::{SendError, SendFuture, Sender};
     use std::sync::atomic::{AtomicUsize, Ordering};
 

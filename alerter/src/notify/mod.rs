@@ -5,6 +5,8 @@
 //! Routing, grouping, inhibition, silences, the durable outbox and the history live beside these
 //! modules and only ever talk to a receiver through `receiver::Sender`.
 
+pub mod api;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod deliver;
@@ -14,5 +16,7 @@ pub mod matcher;
 pub mod message;
 pub mod receiver;
 pub mod route;
+pub mod service;
 pub mod silence;
+pub mod silences;
 pub mod thresholds;
