@@ -107,8 +107,8 @@ impl RuleState {
         }
     }
 
-    /// Restores `for` progress after a restart as Prometheus does, for the alerts the first
-    /// evaluation made pending: `saved(labels)` gives an alert's saved `(active_at, last_seen)`.
+    /// Restores `for` progress after a restart as Prometheus does, for the alerts this
+    /// evaluation (at `t`) made pending: `saved(labels)` gives an alert's saved `(active_at, last_seen)`.
     /// Nothing is restored for rules whose `for` is shorter than the grace period, nor for alerts
     /// last seen longer than `tolerance_ms` ago. An alert whose remaining `for` is shorter than
     /// the grace period gets the grace period; otherwise the outage does not count towards `for`.
@@ -117,7 +117,7 @@ impl RuleState {
             return;
         }
         for a in self.alerts.values_mut() {
-            if a.state != State::Pending {
+            if a.state != State::Pending || a.active_at != t {
                 continue;
             }
             let Some((active_at, down_at)) = saved(&a.labels) else { continue };

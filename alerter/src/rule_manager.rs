@@ -17,6 +17,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+/// How long after a start (beyond two evaluation intervals) alerts are still restored: the first
+/// scrapes of a target take up to one scrape interval (default 1m).
+const RESTORE_WINDOW_MS: i64 = 60_000;
+
 /// Writes rule output into the store (only what some rule selects is kept, as for scrapes).
 struct StoreSink<'a>(&'a mut Store);
 
@@ -112,6 +116,9 @@ async fn run_group(group: Arc<Mutex<RunningGroup>>, store: Arc<RwLock<Store>>, s
         (Some(n), true) => n.saved_alerts(&name).await,
         _ => Vec::new(),
     };
+    // The store starts empty: an alert may only come back once its series have been scraped
+    // again, so alerts that appear within this window after the start are restored.
+    let restore_until = now_ms() + 2 * interval.as_millis() as i64 + RESTORE_WINDOW_MS;
     tokio::time::sleep(first_delay(&key, interval, now_ms())).await;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -122,7 +129,10 @@ async fn run_group(group: Arc<Mutex<RunningGroup>>, store: Arc<RwLock<Store>>, s
         let mut g = group.lock().unwrap_or_else(|p| p.into_inner());
         if !saved.is_empty() {
             let (tolerance, grace) = (n.settings.for_outage_tolerance.as_millis() as i64, n.settings.for_grace_period.as_millis() as i64);
-            g.group.restore_for_state(t, &std::mem::take(&mut saved), tolerance, grace);
+            g.group.restore_for_state(t, &saved, tolerance, grace);
+            if t > restore_until {
+                saved = Vec::new();
+            }
         }
         n.evaluated(name.clone(), g.group.for_state_rows(t), snapshots(&g.group, &settings.external_url));
     }

@@ -129,7 +129,7 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
         let config = format!(
-            "global: {{scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s}}\nrule_files: [rules.yml]\nscrape_configs:\n  - job_name: t\n    static_configs: [{{targets: ['127.0.0.1:{}']}}]\n{notify}",
+            "global: {{scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s}}\nrule_files: [rules.yml]\nscrape_configs:\n  - job_name: t\n    honor_labels: true\n    static_configs: [{{targets: ['127.0.0.1:{}']}}]\n{notify}",
             target.port
         );
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
