@@ -349,6 +349,15 @@ fn silences_and_inhibition_mute_exactly_what_they_match() {
 /// fifteen); a CPU burner on every core fires it, stopping the burner resolves it.
 #[test]
 fn cpu_burner_fires_and_resolves_the_host_cpu_rule() {
+    let busy = cpu_busy_percent(Duration::from_secs(5));
+    if busy > 50.0 {
+        let why = format!("this machine is already {busy:.0}% busy, so the CPU rule cannot tell the burner from other load");
+        if std::env::var_os("CI").is_some() {
+            panic!("{why}");
+        }
+        eprintln!("SKIP cpu_burner_fires_and_resolves_the_host_cpu_rule: {why}");
+        return;
+    }
     let shipped = std::fs::read_to_string(support::repo_root().join("rules/host.yml")).unwrap();
     let expr_line =
         shipped.lines().find(|l| l.contains("rate(node_cpu_seconds_total{mode=\"idle\"}[5m]))) >= 70")).expect("shipped CPU rule");
@@ -382,4 +391,21 @@ fn cpu_burner_fires_and_resolves_the_host_cpu_rule() {
             .any(|(_, v)| v["status"] == "resolved" && v["commonLabels"]["alertname"] == "HostCpuHighWarning")
             .then_some(())
     });
+}
+
+/// The share of CPU time not idle (idle + iowait) over `d`, from /proc/stat.
+fn cpu_busy_percent(d: Duration) -> f64 {
+    let read = || -> (f64, f64) {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let v: Vec<f64> = stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+        let idle = v.get(3).copied().unwrap_or(0.0) + v.get(4).copied().unwrap_or(0.0);
+        (v.iter().take(8).sum(), idle)
+    };
+    let (t0, i0) = read();
+    std::thread::sleep(d);
+    let (t1, i1) = read();
+    if t1 <= t0 {
+        return 0.0;
+    }
+    100.0 * (1.0 - (i1 - i0) / (t1 - t0))
 }
