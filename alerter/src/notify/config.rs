@@ -2,9 +2,9 @@
 //! the `route` tree, `inhibit_rules`, and the seed-style `thresholds` shorthand; their defaults for
 //! a small fleet and their validation against the configured receiver names.
 
-use super::matcher::{deserialize_list, Matcher};
+use super::matcher::{deserialize_list, MatchOp, Matcher};
 use fleetwatch_common::duration::PromDuration;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -29,35 +29,111 @@ impl Default for NotifyConfig {
 
 /// One node of the routing tree. Unset fields are inherited from the parent (the root's from
 /// the defaults: group_wait 30s, group_interval 5m, repeat_interval 4h, group_by nothing).
+/// Alertmanager's deprecated `match` and `match_re` are read into `matchers`.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "RawRoute")]
 pub struct RouteConfig {
     pub receiver: Option<String>,
     /// Label names; `["..."]` groups by all labels; `[]` puts all alerts in one group.
     pub group_by: Option<Vec<String>>,
     pub group_wait: Option<PromDuration>,
     pub group_interval: Option<PromDuration>,
-    #[serde(alias = "cooldown")]
+    /// Also accepted as `cooldown`.
     pub repeat_interval: Option<PromDuration>,
-    #[serde(default, deserialize_with = "deserialize_list")]
     pub matchers: Vec<Matcher>,
-    #[serde(default, rename = "continue")]
     pub continue_: bool,
-    #[serde(default)]
     pub routes: Vec<RouteConfig>,
 }
 
-/// Firing alerts matching `source_matchers` mute alerts matching `target_matchers` that have
-/// the same values for the `equal` labels.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct InhibitRule {
+struct RawRoute {
+    receiver: Option<String>,
+    group_by: Option<Vec<String>>,
+    group_wait: Option<PromDuration>,
+    group_interval: Option<PromDuration>,
+    #[serde(alias = "cooldown")]
+    repeat_interval: Option<PromDuration>,
     #[serde(default, deserialize_with = "deserialize_list")]
-    pub source_matchers: Vec<Matcher>,
-    #[serde(default, deserialize_with = "deserialize_list")]
-    pub target_matchers: Vec<Matcher>,
+    matchers: Vec<Matcher>,
+    #[serde(default, rename = "match", deserialize_with = "legacy_equal")]
+    match_: Vec<Matcher>,
+    #[serde(default, deserialize_with = "legacy_regex")]
+    match_re: Vec<Matcher>,
+    #[serde(default, rename = "continue")]
+    continue_: bool,
     #[serde(default)]
+    routes: Vec<RouteConfig>,
+}
+
+impl From<RawRoute> for RouteConfig {
+    fn from(r: RawRoute) -> Self {
+        RouteConfig {
+            receiver: r.receiver,
+            group_by: r.group_by,
+            group_wait: r.group_wait,
+            group_interval: r.group_interval,
+            repeat_interval: r.repeat_interval,
+            matchers: [r.match_, r.match_re, r.matchers].concat(),
+            continue_: r.continue_,
+            routes: r.routes,
+        }
+    }
+}
+
+/// Firing alerts matching `source_matchers` mute alerts matching `target_matchers` that have
+/// the same values for the `equal` labels. The deprecated `source_match(_re)` and
+/// `target_match(_re)` are read into the matchers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "RawInhibitRule")]
+pub struct InhibitRule {
+    pub source_matchers: Vec<Matcher>,
+    pub target_matchers: Vec<Matcher>,
     pub equal: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInhibitRule {
+    #[serde(default, deserialize_with = "deserialize_list")]
+    source_matchers: Vec<Matcher>,
+    #[serde(default, deserialize_with = "legacy_equal")]
+    source_match: Vec<Matcher>,
+    #[serde(default, deserialize_with = "legacy_regex")]
+    source_match_re: Vec<Matcher>,
+    #[serde(default, deserialize_with = "deserialize_list")]
+    target_matchers: Vec<Matcher>,
+    #[serde(default, deserialize_with = "legacy_equal")]
+    target_match: Vec<Matcher>,
+    #[serde(default, deserialize_with = "legacy_regex")]
+    target_match_re: Vec<Matcher>,
+    #[serde(default)]
+    equal: Vec<String>,
+}
+
+impl From<RawInhibitRule> for InhibitRule {
+    fn from(r: RawInhibitRule) -> Self {
+        InhibitRule {
+            source_matchers: [r.source_match, r.source_match_re, r.source_matchers].concat(),
+            target_matchers: [r.target_match, r.target_match_re, r.target_matchers].concat(),
+            equal: r.equal,
+        }
+    }
+}
+
+/// `match:` — a map of label names to exact values.
+fn legacy_equal<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Matcher>, D::Error> {
+    legacy(d, MatchOp::Equal)
+}
+
+/// `match_re:` — a map of label names to (anchored) regexes.
+fn legacy_regex<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Matcher>, D::Error> {
+    legacy(d, MatchOp::Regex)
+}
+
+fn legacy<'de, D: Deserializer<'de>>(d: D, op: MatchOp) -> Result<Vec<Matcher>, D::Error> {
+    let map = Option::<BTreeMap<String, String>>::deserialize(d)?.unwrap_or_default();
+    map.iter().map(|(k, v)| Matcher::new(k, op, v).map_err(serde::de::Error::custom)).collect()
 }
 
 /// Seed-style shorthand: `expr` compared with a warning and a critical value, compiled into two
@@ -227,6 +303,20 @@ mod tests {
         assert!(e.contains("reciever"), "{e}");
         let e = serde_yaml_ng::from_str::<NotifyConfig>("route:\n  receiver: a\n  matchers: ['a=~\"(\"']\n").unwrap_err().to_string();
         assert!(e.contains("a=~") && e.contains("regex"), "{e}");
+    }
+
+    #[test]
+    fn legacy_match_fields_become_matchers() {
+        let c = parse(
+            "route:\n  receiver: a\n  routes:\n  - match: {team: db}\n    match_re: {severity: 'crit.*'}\n\
+             inhibit_rules:\n- source_match: {severity: critical}\n  target_match_re: {severity: 'warn.*'}\n  equal: [instance]\n",
+        );
+        let shown: Vec<String> = c.route.routes[0].matchers.iter().map(|m| m.to_string()).collect();
+        assert_eq!(shown, [r#"team="db""#, r#"severity=~"crit.*""#]);
+        assert_eq!(c.inhibit_rules[0].source_matchers[0].to_string(), r#"severity="critical""#);
+        assert_eq!(c.inhibit_rules[0].target_matchers[0].to_string(), r#"severity=~"warn.*""#);
+        let e = serde_yaml_ng::from_str::<NotifyConfig>("route:\n  receiver: a\n  match_re: {a: '('}\n").unwrap_err().to_string();
+        assert!(e.contains("regex"), "{e}");
     }
 
     #[test]

@@ -82,6 +82,15 @@ pub struct GroupState {
     pub alerts: Vec<NotifiedAlert>,
 }
 
+/// The state that changed since the last `take_state_changes`: store `removed` first, then
+/// `changed` (a group can be removed and created again in between).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct StateChanges {
+    pub changed: Vec<GroupState>,
+    /// (receiver, group key) of groups that no longer need state.
+    pub removed: Vec<(String, String)>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     #[error(transparent)]
@@ -153,6 +162,8 @@ struct Group {
     retired: BTreeSet<String>,
     /// Restored members are not taken as resolved for being absent before this time.
     hold_until_ms: Option<i64>,
+    /// Its state changed since the last `take_state_changes`.
+    dirty: bool,
 }
 
 /// Per-alert memory for history events.
@@ -162,6 +173,8 @@ struct Track {
     firing: bool,
     silenced: bool,
     inhibited: bool,
+    /// Restored as firing: not taken as resolved for being absent before this time.
+    hold_until_ms: Option<i64>,
 }
 
 /// Why an alert is muted at this step.
@@ -178,14 +191,45 @@ impl Mute {
 }
 
 /// An input alert with its fingerprint.
-struct Current {
+struct Current<'a> {
     fp: String,
-    alert: NotifiedAlert,
+    snap: &'a AlertSnapshot,
 }
 
-impl Current {
+impl Current<'_> {
     fn firing(&self) -> bool {
-        self.alert.status == Status::Firing
+        self.snap.ends_at_ms.is_none()
+    }
+
+    fn labels(&self) -> &KV {
+        &self.snap.labels
+    }
+
+    fn status(&self) -> Status {
+        if self.firing() {
+            Status::Firing
+        } else {
+            Status::Resolved
+        }
+    }
+
+    /// Whether `a` already holds this alert as it is now.
+    fn same_as(&self, a: &NotifiedAlert) -> bool {
+        let s = self.snap;
+        a.status == self.status() && a.starts_at_ms == s.starts_at_ms && a.ends_at_ms == s.ends_at_ms && a.annotations == s.annotations
+    }
+
+    fn to_notified(&self) -> NotifiedAlert {
+        let s = self.snap;
+        NotifiedAlert {
+            status: self.status(),
+            labels: s.labels.clone(),
+            annotations: s.annotations.clone(),
+            starts_at_ms: s.starts_at_ms,
+            ends_at_ms: s.ends_at_ms,
+            generator_url: s.generator_url.clone(),
+            fingerprint: self.fp.clone(),
+        }
     }
 }
 
@@ -196,8 +240,12 @@ pub struct Dispatcher {
     external_url: String,
     resend_delay_ms: i64,
     restore_grace_ms: i64,
-    groups: BTreeMap<(String, String), Group>,
+    groups: HashMap<(String, String), Group>,
     tracks: HashMap<String, Track>,
+    /// Routing results by fingerprint (they depend on the labels only).
+    placements: HashMap<String, Vec<Placement>>,
+    /// Groups with state removed since the last `take_state_changes`.
+    removed: Vec<(String, String)>,
 }
 
 impl Dispatcher {
@@ -219,8 +267,10 @@ impl Dispatcher {
             external_url: external_url.to_string(),
             resend_delay_ms: 60_000,
             restore_grace_ms: 11 * 60_000,
-            groups: BTreeMap::new(),
+            groups: HashMap::new(),
             tracks: HashMap::new(),
+            placements: HashMap::new(),
+            removed: Vec::new(),
         })
     }
 
@@ -247,10 +297,8 @@ impl Dispatcher {
     pub fn step(&mut self, now_ms: i64, alerts: &[AlertSnapshot], silences: &[Silence]) -> StepOutput {
         let current = normalize(alerts);
         let mutes = self.mutes(now_ms, &current, silences);
+        self.start_holds(now_ms);
         let mut out = StepOutput { events: self.track(now_ms, &current, &mutes), ..StepOutput::default() };
-        for g in self.groups.values_mut().filter(|g| g.hold_until_ms == Some(RESTORED)) {
-            g.hold_until_ms = Some(now_ms + self.restore_grace_ms);
-        }
         self.assign(now_ms, &current);
         let present: HashSet<&str> = current.iter().map(|c| c.fp.as_str()).collect();
         for g in self.groups.values_mut() {
@@ -259,25 +307,71 @@ impl Dispatcher {
                 out.notifications.extend(g.flush(now_ms, &mutes, &present, &self.external_url));
             }
         }
-        self.groups.retain(|_, g| !g.is_idle());
+        let removed = &mut self.removed;
+        self.groups.retain(|id, g| {
+            let keep = !g.is_idle();
+            if !keep && g.last_notified_ms.is_some() {
+                removed.push(id.clone());
+            }
+            keep
+        });
+        out.notifications.sort_by(|a, b| (&a.receiver, &a.group_key).cmp(&(&b.receiver, &b.group_key)));
         out
     }
 
     /// What must survive a restart: every group that has notified.
     pub fn state(&self) -> Vec<GroupState> {
-        self.groups.values().filter_map(Group::state).collect()
+        let mut out: Vec<GroupState> = self.groups.values().filter_map(Group::state).collect();
+        out.sort_by(|a, b| (&a.receiver, &a.group_key).cmp(&(&b.receiver, &b.group_key)));
+        out
     }
 
-    /// Takes back `state()` from before a restart (or a config reload); groups whose route no
-    /// longer exists are dropped.
+    /// What changed in `state()` since the last call, for storing it incrementally (in the
+    /// same transaction as the step's notifications).
+    pub fn take_state_changes(&mut self) -> StateChanges {
+        let mut changed = Vec::new();
+        for g in self.groups.values_mut().filter(|g| g.dirty) {
+            g.dirty = false;
+            changed.extend(g.state());
+        }
+        changed.sort_by(|a, b| (&a.receiver, &a.group_key).cmp(&(&b.receiver, &b.group_key)));
+        StateChanges { changed, removed: std::mem::take(&mut self.removed) }
+    }
+
+    /// Takes back `state()` saved before a restart; groups whose route no longer exists are
+    /// dropped (and reported by the next `take_state_changes` as removed). Alerts notified as firing are held for the restore grace.
     pub fn restore(&mut self, state: Vec<GroupState>) {
+        self.restore_groups(state, Some(RESTORED));
+    }
+
+    /// Takes over from the dispatcher of the previous config (a reload): what was notified,
+    /// and what the history already reported.
+    pub fn take_over(&mut self, old: Dispatcher) {
+        self.restore_groups(old.state(), None);
+        self.tracks = old.tracks;
+    }
+
+    fn restore_groups(&mut self, state: Vec<GroupState>, hold: Option<i64>) {
         for s in state {
-            let Some(timing) = self.timing_for(&s.receiver, &s.group_key) else { continue };
+            let Some(timing) = self.timing_for(&s.receiver, &s.group_key) else {
+                self.removed.push((s.receiver, s.group_key));
+                continue;
+            };
             for a in s.alerts.iter().filter(|a| a.status == Status::Firing) {
-                self.tracks.insert(a.fingerprint.clone(), Track { labels: a.labels.clone(), firing: true, ..Track::default() });
+                let t = Track { labels: a.labels.clone(), firing: true, hold_until_ms: hold, ..Track::default() };
+                self.tracks.insert(a.fingerprint.clone(), t);
             }
             let key = (s.receiver.clone(), s.group_key.clone());
-            self.groups.insert(key, Group::restored(s, timing));
+            self.groups.insert(key, Group::restored(s, timing, hold));
+        }
+    }
+
+    /// At the first step after `restore`, the restore grace starts.
+    fn start_holds(&mut self, now_ms: i64) {
+        let until = Some(now_ms + self.restore_grace_ms);
+        let holds = self.groups.values_mut().map(|g| &mut g.hold_until_ms).chain(self.tracks.values_mut().map(|t| &mut t.hold_until_ms));
+        for h in holds.filter(|h| **h == Some(RESTORED)) {
+            *h = until;
         }
     }
 
@@ -299,11 +393,11 @@ impl Dispatcher {
 
     fn mutes(&self, now_ms: i64, current: &[Current], silences: &[Silence]) -> HashMap<String, Mute> {
         let candidates: Vec<Candidate> =
-            current.iter().map(|c| Candidate { fingerprint: &c.fp, labels: &c.alert.labels, firing: c.firing() }).collect();
+            current.iter().map(|c| Candidate { fingerprint: &c.fp, labels: c.labels(), firing: c.firing() }).collect();
         let inhibited = self.inhibitor.inhibited_by(&candidates);
         let mut out = HashMap::new();
         for (c, by) in current.iter().zip(inhibited) {
-            let silenced_by: Vec<String> = muting(silences, &c.alert.labels, now_ms).into_iter().map(str::to_string).collect();
+            let silenced_by: Vec<String> = muting(silences, c.labels(), now_ms).into_iter().map(str::to_string).collect();
             if !silenced_by.is_empty() || by.is_some() {
                 out.insert(c.fp.clone(), Mute { silenced_by, inhibited_by: by });
             }
@@ -316,10 +410,9 @@ impl Dispatcher {
         let mut events = Vec::new();
         let none = Mute::default();
         for c in current {
-            let t = self.tracks.entry(c.fp.clone()).or_default();
-            t.labels.clone_from(&c.alert.labels);
+            let t = self.tracks.entry(c.fp.clone()).or_insert_with(|| Track { labels: c.labels().clone(), ..Track::default() });
             let m = mutes.get(&c.fp).unwrap_or(&none);
-            let mut emit = |kind, detail: String| events.push(event(now_ms, kind, &c.fp, &c.alert.labels, detail));
+            let mut emit = |kind, detail: String| events.push(event(now_ms, kind, &c.fp, c.labels(), detail));
             if c.firing() != t.firing {
                 let kind = if c.firing() { EventKind::Fired } else { EventKind::Resolved };
                 emit(kind, String::new());
@@ -332,40 +425,61 @@ impl Dispatcher {
             if inhibited && !t.inhibited {
                 emit(EventKind::Inhibited, format!("inhibited by {}", m.inhibited_by.as_deref().unwrap_or("")));
             }
-            *t = Track { labels: std::mem::take(&mut t.labels), firing: c.firing(), silenced, inhibited };
+            (t.firing, t.silenced, t.inhibited, t.hold_until_ms) = (c.firing(), silenced, inhibited, None);
         }
         let present: HashSet<&str> = current.iter().map(|c| c.fp.as_str()).collect();
+        let held = |t: &Track| t.hold_until_ms.is_some_and(|h| now_ms < h);
         for (fp, t) in &self.tracks {
-            if t.firing && !present.contains(fp.as_str()) {
+            if t.firing && !present.contains(fp.as_str()) && !held(t) {
                 events.push(event(now_ms, EventKind::Resolved, fp, &t.labels, "no longer reported".into()));
             }
         }
-        self.tracks.retain(|fp, _| present.contains(fp.as_str()));
+        self.tracks.retain(|fp, t| present.contains(fp.as_str()) || held(t));
         events
     }
 
     /// Offers every alert to the groups of the routes it matches.
     fn assign(&mut self, now_ms: i64, current: &[Current]) {
         for c in current {
-            for route in self.root.matching(&c.alert.labels) {
-                let forward = self.forward.contains(&route.receiver);
-                let (labels, key) = if forward {
-                    (KV::new(), FORWARD_KEY.to_string())
-                } else {
-                    let labels = route.group_labels(&c.alert.labels);
-                    let key = route.group_key(&labels);
-                    (labels, key)
-                };
-                let id = (route.receiver.clone(), key);
-                if !self.groups.contains_key(&id) && !forward && !c.firing() {
-                    continue;
+            if !self.placements.contains_key(&c.fp) {
+                let found = self.place(c.labels());
+                self.placements.insert(c.fp.clone(), found);
+            }
+            for p in &self.placements[&c.fp] {
+                if let Some(g) = self.groups.get_mut(&p.id) {
+                    g.offer(now_ms, c);
+                } else if p.timing.forward || c.firing() {
+                    let mut g = Group::new(&p.id.0, &p.id.1, p.labels.clone(), p.timing);
+                    g.offer(now_ms, c);
+                    self.groups.insert(p.id.clone(), g);
                 }
-                let timing = if forward { self.forward_timing() } else { timing_of(route) };
-                let g = self.groups.entry(id).or_insert_with_key(|(r, k)| Group::new(r, k, labels, timing));
-                g.offer(now_ms, c);
             }
         }
+        let present: HashSet<&str> = current.iter().map(|c| c.fp.as_str()).collect();
+        self.placements.retain(|fp, _| present.contains(fp.as_str()));
     }
+
+    /// The groups an alert with `labels` belongs to.
+    fn place(&self, labels: &KV) -> Vec<Placement> {
+        let place = |route: &Route| {
+            if self.forward.contains(&route.receiver) {
+                let id = (route.receiver.clone(), FORWARD_KEY.to_string());
+                return Placement { id, labels: KV::new(), timing: self.forward_timing() };
+            }
+            let group_labels = route.group_labels(labels);
+            let id = (route.receiver.clone(), route.group_key(&group_labels));
+            Placement { id, labels: group_labels, timing: timing_of(route) }
+        };
+        self.root.matching(labels).into_iter().map(place).collect()
+    }
+}
+
+/// Where an alert goes: a group's (receiver, group key), labels and timing.
+#[derive(Debug)]
+struct Placement {
+    id: (String, String),
+    labels: KV,
+    timing: Timing,
 }
 
 fn timing_of(r: &Route) -> Timing {
@@ -384,24 +498,10 @@ fn event(at_ms: i64, kind: EventKind, fp: &str, labels: &KV, detail: String) -> 
     }
 }
 
-/// The input as notified alerts, one per fingerprint (the last one wins).
-fn normalize(alerts: &[AlertSnapshot]) -> Vec<Current> {
-    let mut by_fp: BTreeMap<String, NotifiedAlert> = BTreeMap::new();
-    for a in alerts {
-        let fp = fingerprint(&a.labels);
-        let status = if a.ends_at_ms.is_some() { Status::Resolved } else { Status::Firing };
-        let alert = NotifiedAlert {
-            status,
-            labels: a.labels.clone(),
-            annotations: a.annotations.clone(),
-            starts_at_ms: a.starts_at_ms,
-            ends_at_ms: a.ends_at_ms,
-            generator_url: a.generator_url.clone(),
-            fingerprint: fp.clone(),
-        };
-        by_fp.insert(fp, alert);
-    }
-    by_fp.into_iter().map(|(fp, alert)| Current { fp, alert }).collect()
+/// The input with fingerprints, one alert per fingerprint (the last one wins).
+fn normalize(alerts: &[AlertSnapshot]) -> Vec<Current<'_>> {
+    let by_fp: BTreeMap<String, &AlertSnapshot> = alerts.iter().map(|a| (fingerprint(&a.labels), a)).collect();
+    by_fp.into_iter().map(|(fp, snap)| Current { fp, snap }).collect()
 }
 
 impl Group {
@@ -417,10 +517,11 @@ impl Group {
             notified: BTreeMap::new(),
             retired: BTreeSet::new(),
             hold_until_ms: None,
+            dirty: false,
         }
     }
 
-    fn restored(s: GroupState, timing: Timing) -> Group {
+    fn restored(s: GroupState, timing: Timing, hold: Option<i64>) -> Group {
         let mut g = Group::new(&s.receiver, &s.group_key, s.group_labels, timing);
         g.last_notified_ms = Some(s.last_notified_ms);
         for a in s.alerts {
@@ -431,7 +532,7 @@ impl Group {
             }
             g.notified.insert(a.fingerprint.clone(), a);
         }
-        g.hold_until_ms = Some(RESTORED);
+        g.hold_until_ms = hold;
         g
     }
 
@@ -448,7 +549,9 @@ impl Group {
             return;
         }
         self.retired.remove(&c.fp);
-        self.alerts.insert(c.fp.clone(), c.alert.clone());
+        if !self.alerts.get(&c.fp).is_some_and(|a| c.same_as(a)) {
+            self.alerts.insert(c.fp.clone(), c.to_notified());
+        }
         self.schedule(now_ms);
     }
 
@@ -482,17 +585,17 @@ impl Group {
     }
 
     /// The alerts a notification would carry now.
-    fn visible(&self, now_ms: i64, mutes: &HashMap<String, Mute>, present: &HashSet<&str>) -> Vec<NotifiedAlert> {
+    fn visible(&self, now_ms: i64, mutes: &HashMap<String, Mute>, present: &HashSet<&str>) -> Vec<&NotifiedAlert> {
         let shown = |fp: &String, a: &NotifiedAlert| {
             let muted = mutes.get(fp).is_some_and(Mute::muted) || self.held(now_ms, fp, present);
             !muted && (a.status == Status::Firing || self.timing.forward || self.notified_firing(fp))
         };
-        let mut out: Vec<NotifiedAlert> = self.alerts.iter().filter(|(fp, a)| shown(fp, a)).map(|(_, a)| a.clone()).collect();
+        let mut out: Vec<&NotifiedAlert> = self.alerts.iter().filter(|(fp, a)| shown(fp, a)).map(|(_, a)| a).collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
     }
 
-    fn needs_update(&self, now_ms: i64, visible: &[NotifiedAlert]) -> bool {
+    fn needs_update(&self, now_ms: i64, visible: &[&NotifiedAlert]) -> bool {
         let firing: Vec<&str> = visible.iter().filter(|a| a.status == Status::Firing).map(|a| a.fingerprint.as_str()).collect();
         let Some(last) = self.last_notified_ms else { return !firing.is_empty() };
         let repeat_due = now_ms - last >= self.timing.repeat_ms;
@@ -509,9 +612,9 @@ impl Group {
 
     fn flush(&mut self, now_ms: i64, mutes: &HashMap<String, Mute>, present: &HashSet<&str>, url: &str) -> Option<Notification> {
         let visible = self.visible(now_ms, mutes, present);
-        let sent = self.needs_update(now_ms, &visible).then(|| self.notification(&visible, url));
-        if sent.is_some() {
-            self.remember(now_ms, visible, present);
+        let sent = self.needs_update(now_ms, &visible).then(|| self.notification(visible.into_iter().cloned().collect(), url));
+        if let Some(n) = &sent {
+            self.remember(now_ms, &n.alerts, present);
         }
         let forward = self.timing.forward;
         let done: Vec<String> = self
@@ -522,8 +625,9 @@ impl Group {
             .collect();
         for fp in done {
             self.alerts.remove(&fp);
-            if let Some(n) = self.notified.get_mut(&fp) {
+            if let Some(n) = self.notified.get_mut(&fp).filter(|n| n.status == Status::Firing) {
                 n.status = Status::Resolved;
+                self.dirty = true;
             }
             if present.contains(fp.as_str()) {
                 self.retired.insert(fp);
@@ -536,8 +640,8 @@ impl Group {
     }
 
     /// Records a sent notification; held members keep their earlier entry.
-    fn remember(&mut self, now_ms: i64, visible: Vec<NotifiedAlert>, present: &HashSet<&str>) {
-        let mut notified: BTreeMap<String, NotifiedAlert> = visible.into_iter().map(|a| (a.fingerprint.clone(), a)).collect();
+    fn remember(&mut self, now_ms: i64, sent: &[NotifiedAlert], present: &HashSet<&str>) {
+        let mut notified: BTreeMap<String, NotifiedAlert> = sent.iter().map(|a| (a.fingerprint.clone(), a.clone())).collect();
         for (fp, old) in &self.notified {
             if self.held(now_ms, fp, present) && self.alerts.contains_key(fp) {
                 notified.entry(fp.clone()).or_insert_with(|| old.clone());
@@ -545,9 +649,10 @@ impl Group {
         }
         self.notified = notified;
         self.last_notified_ms = Some(now_ms);
+        self.dirty = true;
     }
 
-    fn notification(&self, alerts: &[NotifiedAlert], url: &str) -> Notification {
+    fn notification(&self, alerts: Vec<NotifiedAlert>, url: &str) -> Notification {
         let mut n = Notification {
             receiver: self.receiver.clone(),
             status: Status::Firing,
@@ -556,7 +661,7 @@ impl Group {
             common_labels: KV::new(),
             common_annotations: KV::new(),
             external_url: url.to_string(),
-            alerts: alerts.to_vec(),
+            alerts,
             truncated_alerts: 0,
         };
         n.summarize();
@@ -912,6 +1017,25 @@ inhibit_rules: []
         s.alerts = kept;
         let sent = s.run(40 * MIN);
         assert_eq!(times(&sent), [30_000 + 30 * MIN]);
+        assert_eq!(s.events_of(EventKind::Fired), ["a"]);
+        assert!(s.events_of(EventKind::Resolved).is_empty());
+    }
+
+    #[test]
+    fn reload_keeps_what_was_notified_and_reported() {
+        let mut s = sim(SIMPLE);
+        s.fire("alertname=A,instance=a");
+        s.run(10 * MIN);
+        s.silence("instance=a", 0, 60 * MIN);
+        s.run(11 * MIN);
+        let mut d = sim(SIMPLE).d;
+        d.take_over(std::mem::replace(&mut s.d, sim(SIMPLE).d));
+        s.d = d;
+        s.forget("alertname=A,instance=a");
+        s.run(20 * MIN);
+        assert_eq!(s.events_of(EventKind::Fired), ["a"]);
+        assert_eq!(s.events_of(EventKind::Silenced), ["a"]);
+        assert_eq!(s.events_of(EventKind::Resolved), ["a"]);
     }
 
     const FORWARD: &str = "route: {receiver: am, group_wait: 30s}\ninhibit_rules: []\n";
@@ -946,10 +1070,128 @@ inhibit_rules: []
         assert_eq!(sent.iter().filter(|(_, n)| n.group_labels["alertname"] == "Other").count(), 1);
     }
 
+    /// A pseudo-random storyline of 12 alerts over 6 hours with a restart in the middle; the
+    /// notifications keep the timing rules and every announced alert gets one resolution.
+    #[test]
+    fn random_storyline_keeps_the_rules() {
+        let mut s = sim(SIMPLE);
+        let mut seed: u64 = 42;
+        let mut next = move || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize
+        };
+        let specs: Vec<String> = (0..12).map(|i| format!("alertname=A{},instance=i{i}", i % 3)).collect();
+        for minute in 0..360 {
+            if minute == 180 {
+                let saved = s.d.state();
+                s.d = sim(SIMPLE).d;
+                s.d.restore(saved);
+            }
+            let spec = &specs[next() % specs.len()];
+            match (next() % 4, s.alerts.get(spec).map(|a| a.ends_at_ms.is_none())) {
+                (0 | 1, None) | (0, Some(false)) => s.fire(spec),
+                (2, Some(true)) => s.resolve(spec),
+                (3, Some(false)) => s.forget(spec),
+                _ => {}
+            }
+            s.run(minute * MIN + 50_000);
+        }
+        for spec in &specs {
+            if s.alerts.get(spec).is_some_and(|a| a.ends_at_ms.is_none()) {
+                s.resolve(spec);
+            }
+        }
+        s.run(400 * MIN);
+        check_storyline(&s.sent);
+    }
+
+    fn check_storyline(sent: &[(i64, Notification)]) {
+        let mut last: HashMap<&str, (i64, Vec<String>)> = HashMap::new();
+        let mut status: HashMap<&str, Status> = HashMap::new();
+        for (t, n) in sent {
+            let now = content(n);
+            if let Some((prev, before)) = last.get(n.group_key.as_str()) {
+                assert!(t - prev >= 5 * MIN, "{} notified at {prev} and {t}", n.group_key);
+                assert!(*before != now || t - prev >= 30 * MIN, "{} repeated early at {t}", n.group_key);
+            }
+            for a in &n.alerts {
+                let was = status.insert(&a.fingerprint, a.status);
+                assert!(!(a.status == Status::Resolved && was != Some(Status::Firing)), "{:?} resolved twice at {t}", a.labels);
+            }
+            last.insert(&n.group_key, (*t, now));
+        }
+        let resolved = sent.iter().flat_map(|(_, n)| &n.alerts).filter(|a| a.status == Status::Resolved).count();
+        assert!(sent.len() > 20 && resolved > 10, "{} {resolved}", sent.len());
+        assert!(status.values().all(|s| *s == Status::Resolved), "{status:?}");
+    }
+
+    #[test]
+    fn state_changes_follow_notifications_and_removals() {
+        let mut s = sim(SIMPLE);
+        s.fire("alertname=A,instance=a");
+        s.run(20_000);
+        assert_eq!(s.d.take_state_changes(), StateChanges::default());
+        s.run(30_000);
+        let first = s.d.take_state_changes();
+        assert_eq!(first.changed, s.d.state());
+        s.run(10 * MIN);
+        assert_eq!(s.d.take_state_changes(), StateChanges::default());
+        s.forget("alertname=A,instance=a");
+        s.run(20 * MIN);
+        let gone = s.d.take_state_changes();
+        assert_eq!(gone.removed, [("ops".to_string(), r#"{}:{alertname="A"}"#.to_string())]);
+        // State of a route that no longer exists is removed too.
+        let mut d = sim(SIMPLE).d;
+        let stale = GroupState { receiver: "pager".into(), ..first.changed[0].clone() };
+        d.restore(vec![stale]);
+        assert_eq!(d.take_state_changes().removed, [("pager".to_string(), r#"{}:{alertname="A"}"#.to_string())]);
+    }
+
+    #[test]
+    fn dispatcher_can_move_between_threads() {
+        fn send<T: Send>() {}
+        send::<Dispatcher>();
+    }
+
     #[test]
     fn unknown_receiver_is_an_error() {
         let cfg: NotifyConfig = serde_yaml_ng::from_str("route: {receiver: nobody}").unwrap();
         let e = Dispatcher::new(&cfg, &kinds(), "").err().unwrap().to_string();
         assert!(e.contains("nobody"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod storm {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn storm_step_cost() {
+        let cfg: NotifyConfig = serde_yaml_ng::from_str(
+            "route: {receiver: a, group_by: [alertname, instance], routes: [{matchers: ['severity=\"critical\"'], receiver: b, continue: true}, {matchers: ['alertname=~\"A.*\"'], receiver: c}]}",
+        )
+        .unwrap();
+        let kinds: BTreeMap<String, Vec<&'static str>> = ["a", "b", "c"].iter().map(|n| (n.to_string(), vec!["webhook"])).collect();
+        let mut d = Dispatcher::new(&cfg, &kinds, "").unwrap();
+        let alerts: Vec<AlertSnapshot> = (0..10_000)
+            .map(|i| AlertSnapshot {
+                labels: KV::from([
+                    ("alertname".to_string(), format!("A{}", i % 10)),
+                    ("instance".to_string(), format!("host-{}:9100", i / 10)),
+                    ("severity".to_string(), if i % 2 == 0 { "critical" } else { "warning" }.to_string()),
+                ]),
+                annotations: KV::from([("summary".to_string(), "x".repeat(40))]),
+                starts_at_ms: 0,
+                ends_at_ms: None,
+                generator_url: String::new(),
+            })
+            .collect();
+        let mut n = 0;
+        let t = std::time::Instant::now();
+        for s in 0..10 {
+            n += d.step(s * 10_000, &alerts, &[]).notifications.len();
+        }
+        eprintln!("10 steps: {:?}, {n} notifications, {} groups", t.elapsed(), d.groups.len());
     }
 }

@@ -105,6 +105,14 @@ pub fn format_labels(labels: &KV) -> String {
     format!("{{{}}}", parts.join(", "))
 }
 
+/// Matchers in Alertmanager's order (by name, then value, equality before regex), which its
+/// route keys show.
+fn sorted(matchers: &[Matcher]) -> Vec<Matcher> {
+    let mut out = matchers.to_vec();
+    out.sort_by(|a, b| (&a.name, &a.value, a.is_regex()).cmp(&(&b.name, &b.value, b.is_regex())));
+    out
+}
+
 /// `cfg` with unset fields taken from `parent`, and its children resolved likewise.
 fn inherit(cfg: &RouteConfig, parent: &Route, id: String) -> Route {
     let group_by = match &cfg.group_by {
@@ -119,11 +127,11 @@ fn inherit(cfg: &RouteConfig, parent: &Route, id: String) -> Route {
         group_wait_ms: cfg.group_wait.map(|d| ms(d.0)).unwrap_or(parent.group_wait_ms),
         group_interval_ms: cfg.group_interval.map(|d| ms(d.0)).unwrap_or(parent.group_interval_ms),
         repeat_interval_ms: cfg.repeat_interval.map(|d| ms(d.0)).unwrap_or(parent.repeat_interval_ms),
-        matchers: cfg.matchers.clone(),
+        matchers: sorted(&cfg.matchers),
         continue_: cfg.continue_,
         routes: Vec::new(),
     };
-    let keys: Vec<String> = cfg.routes.iter().map(|c| format_list(&c.matchers)).collect();
+    let keys: Vec<String> = cfg.routes.iter().map(|c| format_list(&sorted(&c.matchers))).collect();
     for (i, c) in cfg.routes.iter().enumerate() {
         let mut id = format!("{}/{}", route.id, keys[i]);
         if keys.iter().filter(|k| **k == keys[i]).count() > 1 {

@@ -35,7 +35,33 @@ impl SilenceState {
     }
 }
 
+/// Why a silence cannot be created (Alertmanager's checks).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SilenceError {
+    #[error("at least one matcher required")]
+    NoMatchers,
+    #[error("at least one matcher must not match the empty string")]
+    MatchesEverything,
+    #[error("end time must not be before start time")]
+    EndsBeforeStart,
+}
+
 impl Silence {
+    /// Checks a new silence: some matcher must exclude alerts lacking its label (so it cannot
+    /// mute everything), and it must not end before it starts.
+    pub fn validate(&self) -> Result<(), SilenceError> {
+        if self.matchers.is_empty() {
+            return Err(SilenceError::NoMatchers);
+        }
+        if self.matchers.iter().all(|m| m.matches(&KV::new())) {
+            return Err(SilenceError::MatchesEverything);
+        }
+        if self.ends_at_ms < self.starts_at_ms {
+            return Err(SilenceError::EndsBeforeStart);
+        }
+        Ok(())
+    }
+
     pub fn state(&self, now_ms: i64) -> SilenceState {
         if now_ms < self.starts_at_ms {
             SilenceState::Pending
@@ -95,6 +121,17 @@ mod tests {
         assert!(!s.mutes(&labels(&[("alertname", "A"), ("instance", "db-1")]), 5));
         assert!(!s.mutes(&labels(&[("alertname", "B"), ("instance", "web-1")]), 5));
         assert_eq!(muting(&[s], &labels(&[("alertname", "A"), ("instance", "web-2")]), 5), ["s1"]);
+    }
+
+    #[test]
+    fn validation_refuses_silences_muting_everything() {
+        assert_eq!(silence(r#"a="b""#, 0, 1).validate(), Ok(()));
+        assert_eq!(silence(r#"a=~".*""#, 0, 1).validate(), Err(SilenceError::MatchesEverything));
+        assert_eq!(silence(r#"a!="b""#, 0, 1).validate(), Err(SilenceError::MatchesEverything));
+        assert_eq!(silence(r#"a="b""#, 2, 1).validate(), Err(SilenceError::EndsBeforeStart));
+        let mut none = silence(r#"a="b""#, 0, 1);
+        none.matchers.clear();
+        assert_eq!(none.validate(), Err(SilenceError::NoMatchers));
     }
 
     #[test]

@@ -154,6 +154,40 @@ thresholds:
     }
 
     #[test]
+    fn compiled_rules_pass_check_rules_and_a_unit_test() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("thresholds.yml");
+        let t: NotifyConfig =
+            serde_yaml_ng::from_str("thresholds:\n- {name: HighLoad, expr: node_load1, warning: 4, critical: 8, for: 2m}\n").unwrap();
+        std::fs::write(&rules, rule_yaml(&t.thresholds)).unwrap();
+        assert_eq!(crate::check::check_rules(std::slice::from_ref(&rules)), 0);
+        let test = dir.path().join("t.yml");
+        std::fs::write(&test, UNIT_TEST).unwrap();
+        let failures = crate::unittest::test_file(&test, &mut Vec::new());
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+
+    /// Load 5 from 1m on: warning pending at 2m, firing at 3m; never critical.
+    const UNIT_TEST: &str = r#"
+rule_files: [thresholds.yml]
+evaluation_interval: 1m
+tests:
+- interval: 1m
+  input_series:
+  - series: 'node_load1{instance="a"}'
+    values: '1 5 5 5 5'
+  alert_rule_test:
+  - eval_time: 2m
+    alertname: HighLoad
+    exp_alerts: []
+  - eval_time: 3m
+    alertname: HighLoad
+    exp_alerts:
+    - exp_labels: {instance: a, severity: warning}
+      exp_annotations: {summary: 'HighLoad is 5, above the warning threshold 4', threshold: '4'}
+"#;
+
+    #[test]
     fn cooldown_becomes_a_top_route_keeping_the_tree() {
         let c = config();
         let root = Route::build(&with_cooldown_routes(&c.route, &c.thresholds));
