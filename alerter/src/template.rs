@@ -1850,7 +1850,7 @@ fn index(item: &Value, indexes: &[Value]) -> FResult {
             (Value::Map(m) | Value::KV(m), Value::Str(k)) => Value::Str(m.get(k).cloned().unwrap_or_default()),
             (Value::List(l, _), Value::Int(i)) => match usize::try_from(*i).ok().and_then(|i| l.get(i)) {
                 Some(v) => v.clone(),
-                None => return Err(format!("error calling index: index out of range: {i}")),
+                None => return Err(format!("index out of range: {i}")),
             },
             (Value::Map(_), Value::Nil) => return Err("value is nil; should be of type string".into()),
             (Value::Map(_), k) => return Err(format!("value has type {}; should be string", k.type_name())),

@@ -129,7 +129,7 @@ impl EmailSender {
     pub fn message(&self, n: &Notification) -> Result<Message, SendError> {
         let to = self.to.render(n)?;
         let to: Mailboxes = to.parse().map_err(|e| SendError::fatal(format!("to: {to:?}: {e}")))?;
-        let mut b = Message::builder().from(self.from.clone()).subject(self.subject.render(n)?);
+        let mut b = Message::builder().message_id(None).from(self.from.clone()).subject(self.subject.render(n)?);
         for mailbox in to {
             b = b.to(mailbox);
         }
@@ -198,7 +198,11 @@ impl Sender for EmailSender {
     fn send<'a>(&'a self, n: &'a Notification) -> SendFuture<'a> {
         Box::pin(async move {
             let message = self.message(n)?;
-            match self.transport.send(message).await {
+            // lettre bounds connecting, not a server that stops answering: bound the exchange.
+            let sent = tokio::time::timeout(self.timeout, self.transport.send(message))
+                .await
+                .map_err(|_| SendError::retry(format!("SMTP: no answer within {:?}", self.timeout)))?;
+            match sent {
                 Ok(_) => Ok(()),
                 // 5xx replies (bad recipient, authentication refused) will not change on a retry.
                 Err(e) if e.is_permanent() => Err(SendError::fatal(format!("SMTP: {e}"))),

@@ -128,3 +128,46 @@ fn add<C>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_builds_and_no_secret_shows_in_debug_output() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("url"), "https://hooks.example.invalid/from-file-token\n").unwrap();
+        let yaml = r#"
+name: everything
+log_configs: [{}]
+webhook_configs:
+  - url: https://hook.example.invalid/inline-token
+    http_config: {authorization: {credentials: bearer-token}, headers: {X-Key: header-token}}
+  - url_file: url
+    http_config: {basic_auth: {username: u, password: basic-token}}
+exec_configs: [{command: [/bin/true], env: {API_KEY: env-token}}]
+slack_configs: [{api_url: https://hooks.slack.invalid/slack-token}]
+email_configs: [{to: a@example.com, from: b@example.com, smarthost: 'mail:587', auth_username: u, auth_password: smtp-token}]
+alertmanager_configs: [{urls: ['http://am:9093'], http_config: {basic_auth: {username: u, password: am-token}}}]
+"#;
+        let cfg: ReceiverConfig = serde_yaml_ng::from_str(yaml).unwrap();
+        let shown = format!("{cfg:?}");
+        for secret in ["inline-token", "bearer-token", "header-token", "basic-token", "env-token", "slack-token", "smtp-token", "am-token"]
+        {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        let built = build(&cfg, &BuildContext { base_dir: dir.path().to_path_buf() }).unwrap();
+        let kinds: Vec<_> = built.iter().map(|i| (i.kind, i.index)).collect();
+        assert_eq!(kinds, [("log", 0), ("webhook", 0), ("webhook", 1), ("exec", 0), ("slack", 0), ("email", 0), ("alertmanager", 0)]);
+    }
+
+    #[test]
+    fn build_errors_name_the_integration() {
+        let cfg: ReceiverConfig =
+            serde_yaml_ng::from_str("name: r\nwebhook_configs: [{url: 'http://ok:1/'}, {url_file: missing}]\n").unwrap();
+        let e = build(&cfg, &BuildContext { base_dir: "/nonexistent".into() }).err().unwrap().to_string();
+        assert!(e.starts_with("receiver \"r\": webhook[1]: url_file /nonexistent/missing"), "{e}");
+        let cfg: ReceiverConfig = serde_yaml_ng::from_str("name: r\nslack_configs: [{api_url: 'x', text: '{{ .Nope'}]\n").unwrap();
+        assert!(build(&cfg, &BuildContext::default()).is_err());
+    }
+}

@@ -129,4 +129,79 @@ Sent by fleetwatch-alerter http://alerter:9911\n";
         let e = t.render(&notification()).unwrap_err();
         assert!(!e.retryable && e.msg.contains("Nope"), "{}", e.msg);
     }
+
+    #[test]
+    fn random_notification_templates_never_panic() {
+        let words = [
+            "{{",
+            "}}",
+            " ",
+            ".",
+            ".Alerts",
+            ".Firing",
+            ".Resolved",
+            ".Labels",
+            ".Annotations",
+            ".StartsAt",
+            ".EndsAt",
+            ".Format",
+            ".Unix",
+            ".SortedPairs",
+            ".Names",
+            ".Values",
+            ".Remove",
+            ".Name",
+            ".Value",
+            ".Status",
+            ".GroupLabels",
+            ".CommonLabels",
+            "$",
+            "$x",
+            ":=",
+            "|",
+            "(",
+            ")",
+            "range",
+            "with",
+            "if",
+            "else",
+            "end",
+            "index",
+            "len",
+            "join",
+            "stringSlice",
+            "safeHtml",
+            "trimSpace",
+            "toUpper",
+            "printf",
+            "eq",
+            "\"%v\"",
+            "\"2006 .999 Jan _2 -07:00\"",
+            "\",\"",
+            "0",
+            "1",
+            "-1",
+            "99",
+            "nil",
+        ];
+        let n = notification();
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..4000 {
+            let len = 1 + (seed % 14) as usize;
+            let mut text = String::from("{{ ");
+            for _ in 0..len {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                text.push_str(words[(seed % words.len() as u64) as usize]);
+                text.push(' ');
+            }
+            text.push_str("}}");
+            for html in [false, true] {
+                if let Ok(t) = Text::parse("fuzz", Some(&text), "", html) {
+                    let _ = t.render(&n);
+                }
+            }
+        }
+    }
 }
