@@ -35,7 +35,7 @@ CREATE TABLE notification_log (
     group_key TEXT NOT NULL, status TEXT NOT NULL, alerts INTEGER NOT NULL, attempts INTEGER NOT NULL
 );
 CREATE INDEX notification_log_at ON notification_log (at);
-CREATE TABLE dispatch_state (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL);
+CREATE TABLE group_state (receiver TEXT NOT NULL, group_key TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (receiver, group_key));
 CREATE TABLE silences (id TEXT PRIMARY KEY, ends_at INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE TABLE history (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -288,13 +288,24 @@ pub fn notification_log(conn: &Connection, since: i64) -> Result<Vec<LogEntry>, 
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn save_dispatch_state(conn: &Connection, json: &str) -> Result<(), DbError> {
-    conn.execute("INSERT OR REPLACE INTO dispatch_state (id, state) VALUES (1, ?1)", params![json])?;
+/// Stores the dispatcher's group state changes: `removed` first, then `changed` (JSON each).
+pub fn save_group_states(conn: &Connection, removed: &[(String, String)], changed: &[(String, String, String)]) -> Result<(), DbError> {
+    let mut del = conn.prepare_cached("DELETE FROM group_state WHERE receiver = ?1 AND group_key = ?2")?;
+    for (r, g) in removed {
+        del.execute(params![r, g])?;
+    }
+    let mut put = conn.prepare_cached("INSERT OR REPLACE INTO group_state (receiver, group_key, state) VALUES (?1, ?2, ?3)")?;
+    for (r, g, json) in changed {
+        put.execute(params![r, g, json])?;
+    }
     Ok(())
 }
 
-pub fn dispatch_state(conn: &Connection) -> Result<Option<String>, DbError> {
-    Ok(conn.query_row("SELECT state FROM dispatch_state WHERE id = 1", [], |r| r.get(0)).optional()?)
+/// Every stored group state (JSON).
+pub fn group_states(conn: &Connection) -> Result<Vec<String>, DbError> {
+    let mut st = conn.prepare_cached("SELECT state FROM group_state")?;
+    let rows = st.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Inserts or replaces a silence (its JSON body), ending at `ends_at`.
@@ -432,6 +443,15 @@ mod tests {
         assert_eq!(db.with(|c| history(c, 0, Some("A"), 10)).unwrap().len(), 2);
         assert_eq!(db.with(|c| prune_history(c, 25)).unwrap(), 2);
         assert_eq!(db.with(|c| history(c, 0, None, 10)).unwrap(), vec![row("resolved", 30, "A")]);
+    }
+
+    #[test]
+    fn group_states_replace_and_remove() {
+        let db = Db::memory().unwrap();
+        let st = |r: &str, g: &str, j: &str| (r.to_string(), g.to_string(), j.to_string());
+        db.with(|c| save_group_states(c, &[], &[st("r", "a", "1"), st("r", "b", "2")])).unwrap();
+        db.with(|c| save_group_states(c, &[("r".into(), "a".into())], &[st("r", "b", "3")])).unwrap();
+        assert_eq!(db.with(|c| group_states(c)).unwrap(), ["3"]);
     }
 
     #[test]

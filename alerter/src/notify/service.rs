@@ -111,13 +111,16 @@ impl Service {
     pub fn start(settings: Settings, config: &Config, external_url: &str) -> Result<Arc<Service>, String> {
         let db = Db::open(&settings.storage_path).map_err(|e| e.to_string())?;
         let Built { receivers, integrations, mut dispatcher } = build(config, external_url, Some(&settings))?;
-        let saved = db.with(|c| db::dispatch_state(c)).map_err(|e| e.to_string())?;
-        if let Some(json) = saved {
-            match serde_json::from_str::<Vec<GroupState>>(&json) {
-                Ok(state) => dispatcher.restore(state),
-                Err(e) => tracing::warn!(err = %e, "saved notification group state unreadable; starting without it"),
+        let saved = db.with(|c| db::group_states(c)).map_err(|e| e.to_string())?;
+        let mut state = Vec::with_capacity(saved.len());
+        for json in saved {
+            match serde_json::from_str::<GroupState>(&json) {
+                Ok(s) => state.push(s),
+                Err(e) => tracing::warn!(err = %e, "a saved notification group state is unreadable; left out"),
             }
         }
+        dispatcher.restore(state);
+        dispatcher.take_state_changes();
         let silences = db
             .with(|c| db::silences(c))
             .map_err(|e| e.to_string())?
@@ -143,10 +146,10 @@ impl Service {
 
     /// Rebuilds receivers and routes from a reloaded config; the group state carries over.
     pub fn reload(&self, config: &Config, external_url: &str) -> Result<(), String> {
-        let Built { receivers, integrations, mut dispatcher } = build(config, external_url, Some(&self.settings))?;
+        let Built { receivers, integrations, dispatcher } = build(config, external_url, Some(&self.settings))?;
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        dispatcher.restore(inner.dispatcher.state());
-        inner.dispatcher = dispatcher;
+        let old = std::mem::replace(&mut inner.dispatcher, dispatcher);
+        inner.dispatcher.take_over(old);
         inner.integrations = integrations;
         self.delivery.set_receivers(receivers);
         Ok(())
@@ -223,7 +226,10 @@ impl Service {
             }
             let all: Vec<AlertSnapshot> = inner.alerts.values().flatten().cloned().collect();
             let out = inner.dispatcher.step(now, &all, &active);
-            let state = (!out.notifications.is_empty() || !out.events.is_empty()).then(|| serde_json::to_string(&inner.dispatcher.state()));
+            let changes = inner.dispatcher.take_state_changes();
+            let state: Result<Vec<(String, String, String)>, serde_json::Error> =
+                changes.changed.iter().map(|g| Ok((g.receiver.clone(), g.group_key.clone(), serde_json::to_string(g)?))).collect();
+            let state = (changes.removed, state);
             let mut entries = Vec::new();
             for n in &out.notifications {
                 let payload = match serde_json::to_string(n) {
@@ -239,16 +245,16 @@ impl Service {
             }
             (entries, out.events, state)
         };
-        if batch.is_empty() && entries.is_empty() && events.is_empty() {
-            return;
-        }
-        let state = match state.transpose() {
-            Ok(s) => s,
-            Err(e) => {
+        let (removed, changed) = match state {
+            (removed, Ok(changed)) => (removed, changed),
+            (removed, Err(e)) => {
                 tracing::error!(err = %e, "notification group state not serializable");
-                None
+                (removed, Vec::new())
             }
         };
+        if batch.is_empty() && entries.is_empty() && events.is_empty() && removed.is_empty() && changed.is_empty() {
+            return;
+        }
         let history: Vec<HistoryRow> = events.into_iter().map(history_row).collect();
         let queued = entries.len();
         let result = self
@@ -262,9 +268,7 @@ impl Service {
                     db::enqueue(&tx, receiver, kind, *index, group_key, payload, now)?;
                 }
                 db::add_history(&tx, &history)?;
-                if let Some(s) = &state {
-                    db::save_dispatch_state(&tx, s)?;
-                }
+                db::save_group_states(&tx, &removed, &changed)?;
                 tx.commit()?;
                 Ok(())
             })
