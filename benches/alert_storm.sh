@@ -73,9 +73,14 @@ for i in range(n):
 EOF
 
 # Waits until every sink path has `groups` notifications; prints the seconds since $1 (ns).
+# With $4 (the alerter's port) it first notes when all alerts fire there, in $TMP/fired_at (ns).
 wait_delivered() {
-    local start=$1 port=$2 groups=$3
+    local start=$1 port=$2 groups=$3 alerter=${4:-}
     for _ in $(seq 1 6000); do
+        if [ -n "$alerter" ] && [ ! -s "$TMP/fired_at" ] &&
+            curl -s "127.0.0.1:$alerter/metrics" | grep -q "^fleetwatch_alerter_alerts{state=\"firing\"} $TOTAL\$"; then
+            date +%s%N >"$TMP/fired_at"
+        fi
         if curl -s "127.0.0.1:$port/count" | python3 -c "
 import json,sys; c=json.load(sys.stdin)
 sys.exit(0 if len(c)==3 and all(v[0]>=$groups for v in c.values()) else 1)"; then
@@ -103,7 +108,7 @@ report() { # name seconds pid datadir sinkport
     hwm=$(status_kb "$3" VmHWM)
     db=$(du -sk "$4" | cut -f1)
     steady=$(steady_cpu "$3")
-    echo "| $1 | $2 s | $cpu s | $((hwm / 1024)) MB | $((rss / 1024)) MB | $((db / 1024)) MB | $steady % | $(curl -s "127.0.0.1:$5/count") |"
+    echo "| $1 | $2 | $cpu s | $((hwm / 1024)) MB | $((rss / 1024)) MB | $((db / 1024)) MB | $steady % | $(curl -s "127.0.0.1:$5/count") |"
 }
 
 echo "| daemon | all $((INSTANCES * 3)) groups delivered after | CPU until then | peak RSS | RSS | DB size | steady CPU (${STEADY}s) | sinks: path [notifications, alerts] |"
@@ -130,7 +135,7 @@ groups:
         expr: storm == 1
 EOF
 cat >"$TMP/alerter.yml" <<EOF
-global: {scrape_interval: 15s, scrape_timeout: 10s, evaluation_interval: 15s}
+global: {scrape_interval: 5s, scrape_timeout: 4s, evaluation_interval: 5s}
 rule_files: [rules.yml]
 scrape_configs:
   - job_name: storm
@@ -154,8 +159,14 @@ start=$(date +%s%N)
     --storage.path="$TMP/alerter-data" --log.level=warn >"$TMP/alerter.log" 2>&1 &
 apid=$!
 pids+=($apid)
-secs=$(wait_delivered "$start" "$sink" "$INSTANCES")
-report "fleetwatch-alerter" "$secs" "$apid" "$TMP/alerter-data" "$sink"
+secs=$(wait_delivered "$start" "$sink" "$INSTANCES" "$port")
+done_at=$(date +%s%N)
+if [ -s "$TMP/fired_at" ]; then
+    since_fired=$(echo "scale=2; ($done_at - $(cat "$TMP/fired_at")) / 1000000000" | bc)
+else
+    since_fired="?"
+fi
+report "fleetwatch-alerter" "$secs s (${since_fired} s after all fired)" "$apid" "$TMP/alerter-data" "$sink"
 kill "$apid"
 
 # --- Alertmanager
@@ -185,7 +196,7 @@ EOF
     start=$(date +%s%N)
     curl -sf -XPOST -H 'Content-Type: application/json' --data-binary @"$TMP/alerts.json" "127.0.0.1:$amport/api/v2/alerts" >/dev/null
     secs=$(wait_delivered "$start" "$sink2" "$INSTANCES")
-    report "Alertmanager $($AM --version 2>&1 | head -1 | awk '{print $3}')" "$secs" "$ampid" "$TMP/am-data" "$sink2"
+    report "Alertmanager $($AM --version 2>&1 | head -1 | awk '{print $3}')" "$secs s" "$ampid" "$TMP/am-data" "$sink2"
     echo "(Alertmanager's steady state: the alerts stay active until endsAt; no re-POST in the window.)"
     : "$clport"
 fi
