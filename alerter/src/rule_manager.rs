@@ -7,6 +7,7 @@
 
 use crate::alert_state::State;
 use crate::evaluate::{Context, GroupEval, Sink, StorageSink};
+use crate::notify::db::AlertRow;
 use crate::notify::dispatch::AlertSnapshot;
 use crate::notify::message::KV;
 use crate::notify::service::Service;
@@ -120,6 +121,8 @@ async fn run_group(group: Arc<Mutex<RunningGroup>>, store: Arc<RwLock<Store>>, s
     // again, so alerts that appear within this window after the start are restored.
     let restore_until = now_ms() + 2 * interval.as_millis() as i64 + RESTORE_WINDOW_MS;
     tokio::time::sleep(first_delay(&key, interval, now_ms())).await;
+    let mut last_rows: Vec<AlertRow> = Vec::new();
+    let mut first = true;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -134,8 +137,18 @@ async fn run_group(group: Arc<Mutex<RunningGroup>>, store: Arc<RwLock<Store>>, s
                 saved = Vec::new();
             }
         }
-        n.evaluated(name.clone(), g.group.for_state_rows(t), snapshots(&g.group, &settings.external_url));
+        let rows = g.group.for_state_rows(t);
+        let same =
+            !std::mem::take(&mut first) && rows.len() == last_rows.len() && rows.iter().zip(&last_rows).all(|(a, b)| same_alert(a, b));
+        let changed = if same { None } else { Some(rows.clone()) };
+        last_rows = rows;
+        n.evaluated(name.clone(), t, changed, snapshots(&g.group, &settings.external_url));
     }
+}
+
+/// Whether two saved alert rows describe the same alert state (the evaluation time aside).
+fn same_alert(a: &AlertRow, b: &AlertRow) -> bool {
+    a.rule == b.rule && a.labels == b.labels && a.active_at == b.active_at && a.fired_at == b.fired_at
 }
 
 /// The group's firing alerts and the resolved ones still kept, as the dispatcher takes them.

@@ -150,25 +150,34 @@ impl Db {
     }
 }
 
-/// Replaces the saved alerts of rule group `grp` with `rows` and records the evaluation time.
-pub fn save_group_alerts(tx: &Transaction, grp: &str, t: i64, rows: &[AlertRow]) -> Result<(), DbError> {
-    tx.execute("DELETE FROM alert_state WHERE grp = ?1", params![grp])?;
-    let mut ins = tx.prepare_cached(
-        "INSERT OR REPLACE INTO alert_state (grp, rule, labels, active_at, fired_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    for r in rows {
-        ins.execute(params![grp, r.rule, r.labels, r.active_at, r.fired_at, r.last_seen])?;
+/// Records an evaluation of rule group `grp` at `t`, replacing its saved alerts with `rows` when
+/// they changed (`None`: same alerts as saved, only the evaluation time is updated).
+pub fn save_group_alerts(tx: &Transaction, grp: &str, t: i64, rows: Option<&[AlertRow]>) -> Result<(), DbError> {
+    if let Some(rows) = rows {
+        tx.execute("DELETE FROM alert_state WHERE grp = ?1", params![grp])?;
+        let mut ins = tx.prepare_cached(
+            "INSERT OR REPLACE INTO alert_state (grp, rule, labels, active_at, fired_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for r in rows {
+            ins.execute(params![grp, r.rule, r.labels, r.active_at, r.fired_at, r.last_seen])?;
+        }
     }
+    set_meta(tx, &format!("seen:{grp}"), t)?;
     set_meta(tx, "last_eval", t)
 }
 
-/// The saved alerts of rule group `grp`.
+/// The saved alerts of rule group `grp`, `last_seen` being the group's last evaluation.
 pub fn group_alerts(conn: &Connection, grp: &str) -> Result<Vec<AlertRow>, DbError> {
+    let seen = meta(conn, &format!("seen:{grp}"))?.unwrap_or(0);
     let mut st = conn.prepare_cached("SELECT rule, labels, active_at, fired_at, last_seen FROM alert_state WHERE grp = ?1")?;
     let rows = st.query_map(params![grp], |r| {
         Ok(AlertRow { rule: r.get(0)?, labels: r.get(1)?, active_at: r.get(2)?, fired_at: r.get(3)?, last_seen: r.get(4)? })
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut out: Vec<AlertRow> = rows.collect::<Result<_, _>>()?;
+    for r in &mut out {
+        r.last_seen = r.last_seen.max(seen);
+    }
+    Ok(out)
 }
 
 pub fn set_meta(conn: &Connection, key: &str, value: i64) -> Result<(), DbError> {
@@ -387,9 +396,10 @@ mod tests {
         let a = AlertRow { rule: "A".into(), labels: "{x=\"1\"}".into(), active_at: 5, fired_at: None, last_seen: 9 };
         db.with(|c| {
             let tx = c.transaction()?;
-            save_group_alerts(&tx, "g", 9, std::slice::from_ref(&a))?;
-            save_group_alerts(&tx, "h", 9, std::slice::from_ref(&a))?;
-            save_group_alerts(&tx, "h", 10, &[])?;
+            save_group_alerts(&tx, "g", 8, Some(std::slice::from_ref(&a)))?;
+            save_group_alerts(&tx, "g", 9, None)?;
+            save_group_alerts(&tx, "h", 9, Some(std::slice::from_ref(&a)))?;
+            save_group_alerts(&tx, "h", 10, Some(&[]))?;
             tx.commit()?;
             Ok(())
         })

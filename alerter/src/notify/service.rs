@@ -32,7 +32,9 @@ pub struct Settings {
 /// One rule group evaluation's result, as the service needs it.
 struct Evaluated {
     group: String,
-    rows: Vec<AlertRow>,
+    t: i64,
+    /// `None` when the group's pending and firing alerts are the same as last time.
+    rows: Option<Vec<AlertRow>>,
     alerts: Vec<AlertSnapshot>,
 }
 
@@ -175,8 +177,8 @@ impl Service {
 
     /// Hands over a rule group's evaluation: its pending/firing alerts to save, and its firing and
     /// resolved alerts for the dispatcher.
-    pub fn evaluated(&self, group: String, rows: Vec<AlertRow>, alerts: Vec<AlertSnapshot>) {
-        let _ = self.tx.send(Evaluated { group, rows, alerts });
+    pub fn evaluated(&self, group: String, t: i64, rows: Option<Vec<AlertRow>>, alerts: Vec<AlertSnapshot>) {
+        let _ = self.tx.send(Evaluated { group, t, rows, alerts });
     }
 
     /// The silences, newest end first.
@@ -262,7 +264,7 @@ impl Service {
             .call(move |c| {
                 let tx = c.transaction()?;
                 for e in &batch {
-                    db::save_group_alerts(&tx, &e.group, now, &e.rows)?;
+                    db::save_group_alerts(&tx, &e.group, e.t, e.rows.as_deref())?;
                 }
                 for (receiver, kind, index, group_key, payload) in &entries {
                     db::enqueue(&tx, receiver, kind, *index, group_key, payload, now)?;
