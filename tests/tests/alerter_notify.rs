@@ -262,7 +262,8 @@ fn kill_while_pending_restores_for_progress() {
     assert!(after >= Duration::from_secs(8), "fired too soon after the restart: {after:?}");
 }
 
-/// `kill -9` while the alert fires (already notified): no second notification within the cooldown.
+/// `kill -9` while the alert fires (already notified): no second notification within the cooldown,
+/// neither after the restart nor after a reload.
 #[test]
 fn kill_while_firing_sends_no_duplicate() {
     let target = Target::new("bad 1\n");
@@ -275,9 +276,13 @@ fn kill_while_firing_sends_no_duplicate() {
     std::thread::sleep(Duration::from_secs(2));
     kill9(&first);
     drop(first);
-    let _second = setup.alerter(port, &[]);
-    std::thread::sleep(Duration::from_secs(12));
-    assert_eq!(hook.statuses(), vec![("firing".to_string(), "Broken".to_string())], "no duplicate after the restart");
+    let second = setup.alerter(port, &[]);
+    std::thread::sleep(Duration::from_secs(6));
+    // A reload (SIGHUP) keeps the group state too.
+    second.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(metric(port, "fleetwatch_alerter_config_last_reload_successful "), 1.0);
+    assert_eq!(hook.statuses(), vec![("firing".to_string(), "Broken".to_string())], "no duplicate after the restart and the reload");
 }
 
 /// `kill -9` while the outbox retries a notification to a down webhook: delivered after the
