@@ -6,7 +6,7 @@
 use super::config::InhibitRule;
 use super::matcher::matches_all;
 use super::message::KV;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// An alert as the inhibitor sees it.
 pub struct Candidate<'a> {
@@ -51,7 +51,7 @@ fn equal_values<'a>(rule: &InhibitRule, labels: &'a KV) -> Vec<&'a str> {
 }
 
 fn sources<'a>(rule: &InhibitRule, alerts: &[Candidate<'a>]) -> Sources<'a> {
-    let mut map: Sources = HashMap::new();
+    let mut map: Sources = HashMap::default();
     for a in alerts.iter().filter(|a| a.firing && matches_all(&rule.source_matchers, a.labels)) {
         let also_target = matches_all(&rule.target_matchers, a.labels);
         map.entry(equal_values(rule, a.labels)).or_default().push((a.fingerprint, also_target));
