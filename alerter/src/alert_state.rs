@@ -107,6 +107,34 @@ impl RuleState {
         }
     }
 
+    /// Restores `for` progress after a restart as Prometheus does, for the alerts this
+    /// evaluation (at `t`) made pending: `saved(labels)` gives an alert's saved `(active_at, last_seen)`.
+    /// Nothing is restored for rules whose `for` is shorter than the grace period, nor for alerts
+    /// last seen longer than `tolerance_ms` ago. An alert whose remaining `for` is shorter than
+    /// the grace period gets the grace period; otherwise the outage does not count towards `for`.
+    pub fn restore(&mut self, t: i64, hold_ms: i64, tolerance_ms: i64, grace_ms: i64, saved: &dyn Fn(&Labels) -> Option<(i64, i64)>) {
+        if hold_ms < grace_ms {
+            return;
+        }
+        for a in self.alerts.values_mut() {
+            if a.state != State::Pending || a.active_at != t {
+                continue;
+            }
+            let Some((active_at, down_at)) = saved(&a.labels) else { continue };
+            if t - down_at > tolerance_ms || active_at > down_at {
+                continue;
+            }
+            let remaining = hold_ms - (down_at - active_at);
+            a.active_at = if remaining <= 0 {
+                active_at
+            } else if remaining < grace_ms {
+                t + grace_ms - hold_ms
+            } else {
+                active_at + (t - down_at)
+            };
+        }
+    }
+
     /// Current alerts, sorted by labels.
     pub fn alerts(&self) -> Vec<&Alert> {
         let mut v: Vec<&Alert> = self.alerts.values().collect();
@@ -207,6 +235,26 @@ mod tests {
         assert_eq!(s.alerts()[0].active_at, 2 * MIN, "the flap reset the pending clock");
         s.step(4 * MIN, vec![active("b", 1.0)], 2 * MIN, 0);
         assert_eq!(states(&s), vec![("b".into(), "firing")]);
+    }
+
+    #[test]
+    fn for_progress_is_restored_as_prometheus_does() {
+        let saved = |active_at: i64, down_at: i64| move |_: &Labels| Some((active_at, down_at));
+        let restart = |hold, saved: &dyn Fn(&Labels) -> Option<(i64, i64)>| {
+            let mut s = RuleState::default();
+            s.step(100 * MIN, vec![active("a", 1.0)], hold, 0);
+            s.restore(100 * MIN, hold, 60 * MIN, 10 * MIN, saved);
+            s.alerts()[0].active_at
+        };
+        // Pending for 20 of 30 minutes, down for 5: 10 minutes left, not less than the grace period.
+        assert_eq!(restart(30 * MIN, &saved(75 * MIN, 95 * MIN)), 80 * MIN);
+        // Pending for 25 of 30 minutes: 5 left, so the grace period of 10 applies.
+        assert_eq!(restart(30 * MIN, &saved(70 * MIN, 95 * MIN)), 80 * MIN);
+        // It was firing: the old active time stands and it fires again at the next evaluation.
+        assert_eq!(restart(30 * MIN, &saved(10 * MIN, 95 * MIN)), 10 * MIN);
+        // Outage longer than the tolerance, or a `for` below the grace period: no restore.
+        assert_eq!(restart(30 * MIN, &saved(10 * MIN, 30 * MIN)), 100 * MIN);
+        assert_eq!(restart(5 * MIN, &saved(90 * MIN, 95 * MIN)), 100 * MIN);
     }
 
     #[test]

@@ -43,6 +43,7 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         (_, "/-/reload") => text_response(StatusCode::METHOD_NOT_ALLOWED, "Only POST or PUT requests allowed\n"),
         (Method::GET, "/metrics") => metrics(&app, &req),
         (Method::GET, "/") => index(),
+        (_, p) if crate::notify::api::owns(p) => crate::notify::api::route(&app.notify, req).await,
         (_, p) if p.starts_with("/api/v1/") => api(app, req).await,
         _ => text_response(StatusCode::NOT_FOUND, "404 page not found\n"),
     }
@@ -65,6 +66,7 @@ fn metrics(app: &App, req: &Request<Incoming>) -> Response<Body> {
     let rules = app.rules.read().unwrap_or_else(|p| p.into_inner()).rule_count();
     families.push(Family::single("fleetwatch_alerter_rules", "Rules loaded.", MetricType::Gauge, rules as f64));
     families.extend(rule_group_families(app));
+    families.extend(app.notify.delivery.families());
     families.extend(fleetwatch_common::process::families());
     families.sort_by(|a, b| a.name().cmp(b.name()));
     let mut resp = Response::new(Full::new(Bytes::from(encode(&families, format))));

@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::evaluate::{compile, GroupEval};
 use crate::manager::Manager;
+use crate::notify::service::{self, Service};
 use crate::rule_manager::{EvalSettings, RuleManager};
 use crate::rules::{self, RuleSet};
 use crate::scrape::Shared;
@@ -22,6 +23,7 @@ pub struct Options {
     pub max_series: usize,
     pub scrape_concurrency: usize,
     pub lookback_ms: i64,
+    pub notify: service::Settings,
 }
 
 pub struct App {
@@ -32,6 +34,7 @@ pub struct App {
     pub config: RwLock<Arc<Config>>,
     pub rules: RwLock<Arc<RuleSet>>,
     pub rule_manager: Mutex<Option<RuleManager>>,
+    pub notify: Arc<Service>,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -51,17 +54,27 @@ pub fn load(options: &Options) -> Result<Loaded, String> {
         None => rules::load_shipped(),
     }
     .map_err(|e| e.to_string())?;
+    let mut rules = rules;
+    if let Some(file) = crate::notify::thresholds::compile(&config.thresholds).map_err(|e| e.to_string())? {
+        rules.files.push(file);
+    }
+    crate::notify::service::check(&config)?;
     let groups = compile(&rules.files, config.evaluation_interval().as_millis() as i64)?;
     Ok(Loaded { config, rules, groups })
 }
 
-fn eval_settings(options: &Options, config: &Config) -> EvalSettings {
+fn eval_settings(options: &Options, config: &Config, notify: &Arc<Service>) -> EvalSettings {
     let engine = fleetwatch_promql::Engine {
         lookback_ms: options.lookback_ms,
         subquery_step_ms: (config.evaluation_interval().as_millis() as i64).max(1),
         ..Default::default()
     };
-    EvalSettings { engine, external_labels: config.global.external_labels.clone(), external_url: String::new() }
+    EvalSettings {
+        engine,
+        external_labels: config.global.external_labels.clone(),
+        external_url: String::new(),
+        notify: Some(notify.clone()),
+    }
 }
 
 impl App {
@@ -79,7 +92,8 @@ impl App {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let mut manager = Manager::new(shared, tx);
         manager.apply(&config)?;
-        let rule_manager = RuleManager::start(groups, None, store.clone(), eval_settings(&options, &config));
+        let notify = Service::start(options.notify.clone(), &config, "")?;
+        let rule_manager = RuleManager::start(groups, None, store.clone(), eval_settings(&options, &config, &notify));
         let app = Arc::new(App {
             options,
             store,
@@ -88,6 +102,7 @@ impl App {
             config: RwLock::new(Arc::new(config)),
             rules: RwLock::new(Arc::new(rules)),
             rule_manager: Mutex::new(Some(rule_manager)),
+            notify,
             reload_lock: tokio::sync::Mutex::new(()),
         });
         app.reloaded();
@@ -106,11 +121,13 @@ impl App {
     pub async fn reload(&self) -> Result<(), String> {
         let _guard = self.reload_lock.lock().await;
         let result = load(&self.options).and_then(|Loaded { config, rules, groups }| {
+            self.notify.reload(&config, "")?;
             self.manager.lock().unwrap_or_else(|p| p.into_inner()).apply(&config)?;
             let selection = Selection::new(rules.selector_needs(self.options.lookback_ms));
             self.store.write().unwrap_or_else(|p| p.into_inner()).set_selection(selection);
             let mut running = self.rule_manager.lock().unwrap_or_else(|p| p.into_inner());
-            let next = RuleManager::start(groups, running.as_ref(), self.store.clone(), eval_settings(&self.options, &config));
+            let next =
+                RuleManager::start(groups, running.as_ref(), self.store.clone(), eval_settings(&self.options, &config, &self.notify));
             *running = Some(next);
             *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
             *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);

@@ -38,6 +38,34 @@ pub struct Cli {
     /// Log format: logfmt or json.
     #[arg(long = "log.format", default_value = "logfmt")]
     pub log_format: String,
+    /// Directory of the alerter's database (alert states, outbox, notification log, silences,
+    /// history).
+    #[arg(long = "storage.path", default_value = "data/")]
+    pub storage_path: PathBuf,
+    /// How long the alert history and the notification log are kept.
+    #[arg(long = "storage.history.retention", default_value = "90d")]
+    pub history_retention: PromDuration,
+    /// Max time to tolerate an outage when restoring the `for` state of alerts.
+    #[arg(long = "rules.alert.for-outage-tolerance", default_value = "1h")]
+    pub for_outage_tolerance: PromDuration,
+    /// Minimum time left of `for` for an alert restored after an outage.
+    #[arg(long = "rules.alert.for-grace-period", default_value = "10m")]
+    pub for_grace_period: PromDuration,
+    /// How often active alerts are re-sent to `alertmanager` receivers.
+    #[arg(long = "rules.alert.resend-delay", default_value = "1m")]
+    pub resend_delay: PromDuration,
+    /// Notifications not delivered after this long are dropped and counted as expired.
+    #[arg(long = "notification.max-age", default_value = "24h")]
+    pub notification_max_age: PromDuration,
+    /// Delay before the first retry of a failed notification; doubles per attempt.
+    #[arg(long = "notification.backoff.initial", default_value = "1s")]
+    pub backoff_initial: PromDuration,
+    /// Longest delay between retries of a failed notification.
+    #[arg(long = "notification.backoff.max", default_value = "5m")]
+    pub backoff_max: PromDuration,
+    /// Delivery attempts in flight per receiver.
+    #[arg(long = "notification.concurrency", default_value_t = 4)]
+    pub notification_concurrency: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +79,29 @@ pub enum Command {
     Test {
         #[command(subcommand)]
         what: TestCommand,
+    },
+    /// Create, list and expire silences of a running alerter, like amtool.
+    Silence {
+        #[command(subcommand)]
+        what: SilenceCommand,
+        /// The running alerter.
+        #[arg(long = "alerter.url", default_value = "http://127.0.0.1:9911", global = true)]
+        url: String,
+    },
+    /// Show the alert history of a running alerter.
+    History {
+        /// How far back, as a duration.
+        #[arg(long, default_value = "24h")]
+        since: PromDuration,
+        /// Only this alert.
+        #[arg(long)]
+        alertname: Option<String>,
+        /// Print the JSON as served.
+        #[arg(long)]
+        json: bool,
+        /// The running alerter.
+        #[arg(long = "alerter.url", default_value = "http://127.0.0.1:9911")]
+        url: String,
     },
     /// Scrape one URL as the daemon would and print what was parsed.
     Scrape {
@@ -78,6 +129,31 @@ pub enum CheckCommand {
     Rules {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilenceCommand {
+    /// Silence the alerts matching every matcher (`name="value"`, `name=~"regex"`, `!=`, `!~`).
+    Add {
+        #[arg(required = true)]
+        matchers: Vec<String>,
+        #[arg(long, default_value = "1h")]
+        duration: PromDuration,
+        #[arg(long, default_value = "")]
+        comment: String,
+        #[arg(long, default_value = "")]
+        author: String,
+    },
+    /// List silences (active and pending; `--expired` too).
+    List {
+        #[arg(long)]
+        expired: bool,
+    },
+    /// End silences now.
+    Expire {
+        #[arg(required = true)]
+        ids: Vec<String>,
     },
 }
 

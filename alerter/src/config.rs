@@ -1,7 +1,11 @@
 //! The alerter's config file: the subset of Prometheus's `prometheus.yml` that a fleet sidecar needs
 //! (global settings, scrape configs with service discovery, relabeling and HTTP client settings,
-//! rule file globs), with Prometheus's defaults and validation, plus the embedded default.
+//! rule file globs), with Prometheus's defaults and validation, plus the embedded default; and the
+//! notification part in Alertmanager's terms (`route`, `receivers`, `inhibit_rules`) with the
+//! `thresholds` shorthand.
 
+use crate::notify::config::{default_inhibit_rules, default_route, InhibitRule, NotifyConfig, RouteConfig, Threshold};
+use crate::notify::receiver::ReceiverConfig;
 use crate::relabel::RelabelConfig;
 use fleetwatch_common::client_config::check_auth;
 pub use fleetwatch_common::client_config::{AuthorizationConfig, BasicAuthConfig, TlsClientConfig};
@@ -15,7 +19,7 @@ use std::time::Duration;
 /// The embedded default: scrape the local fleetwatch-exporter every 15 s.
 pub const DEFAULT_CONFIG: &str = include_str!("default.yml");
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -24,6 +28,18 @@ pub struct Config {
     pub rule_files: Vec<String>,
     #[serde(default)]
     pub scrape_configs: Vec<ScrapeConfig>,
+    /// Where alerts go (Alertmanager's routing tree); default: everything to `log`.
+    #[serde(default = "default_route")]
+    pub route: RouteConfig,
+    /// Receivers by name; a `log` receiver is added when none is called so.
+    #[serde(default)]
+    pub receivers: Vec<ReceiverConfig>,
+    /// Absent: critical inhibits warning of the same alertname and instance; `[]`: none.
+    #[serde(default = "default_inhibit_rules")]
+    pub inhibit_rules: Vec<InhibitRule>,
+    /// Seed-style warning/critical thresholds, compiled into alerting rules.
+    #[serde(default)]
+    pub thresholds: Vec<Threshold>,
     /// The directory relative rule file globs and `*_file` paths are resolved against (the
     /// config file's directory); not a YAML field.
     #[serde(skip)]
@@ -255,7 +271,18 @@ impl Config {
             }
             finish_scrape_config(sc, &self.global, &self.base_dir).map_err(|e| format!("{at}: {e}"))?;
         }
-        Ok(())
+        let mut receivers = std::collections::BTreeSet::from(["log".to_string()]);
+        for (i, r) in self.receivers.iter().enumerate() {
+            if !receivers.insert(r.name.clone()) && r.name != "log" {
+                return Err(format!("receivers[{i}]: found multiple receivers named {:?}", r.name));
+            }
+        }
+        self.notify_config().validate(&receivers).map_err(|e| e.to_string())
+    }
+
+    /// The routing part of the config, for the dispatcher.
+    pub fn notify_config(&self) -> NotifyConfig {
+        NotifyConfig { route: self.route.clone(), inhibit_rules: self.inhibit_rules.clone(), thresholds: self.thresholds.clone() }
     }
 
     pub fn evaluation_interval(&self) -> Duration {

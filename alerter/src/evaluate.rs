@@ -132,6 +132,35 @@ impl GroupEval {
         }
     }
 
+    /// Restores `for` progress from the saved alerts of this group (see `RuleState::restore`);
+    /// called once, after the first evaluation following a start.
+    pub fn restore_for_state(&mut self, t: i64, saved: &[crate::notify::db::AlertRow], tolerance_ms: i64, grace_ms: i64) {
+        for rule in &mut self.rules {
+            let Kind::Alerting { hold_ms, state, .. } = &mut rule.kind else { continue };
+            let mine: std::collections::HashMap<&str, (i64, i64)> =
+                saved.iter().filter(|r| r.rule == rule.name).map(|r| (r.labels.as_str(), (r.active_at, r.last_seen))).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            state.restore(t, *hold_ms, tolerance_ms, grace_ms, &|l: &Labels| mine.get(l.to_string().as_str()).copied());
+        }
+    }
+
+    /// The pending and firing alerts of this group as saved for a later `for` restore.
+    pub fn for_state_rows(&self, t: i64) -> Vec<crate::notify::db::AlertRow> {
+        self.alerts()
+            .into_iter()
+            .filter(|(_, a)| a.state != crate::alert_state::State::Inactive)
+            .map(|(rule, a)| crate::notify::db::AlertRow {
+                rule: rule.to_string(),
+                labels: a.labels.to_string(),
+                active_at: a.active_at,
+                fired_at: a.fired_at,
+                last_seen: t,
+            })
+            .collect()
+    }
+
     /// The current alerts of every alerting rule, with the rule's name.
     pub fn alerts(&self) -> Vec<(&str, &Alert)> {
         let mut out = Vec::new();

@@ -17,6 +17,10 @@ fn main() {
         Some(Command::Check { what: CheckCommand::Metrics { format } }) => check::check_metrics(*format),
         Some(Command::Check { what: CheckCommand::Rules { files } }) => check::check_rules(files),
         Some(Command::Test { what: TestCommand::Rules { files } }) => fleetwatch_alerter::unittest::test_rules(files),
+        Some(Command::Silence { what, url }) => fleetwatch_alerter::notify::cli::silence(url, what),
+        Some(Command::History { since, alertname, json, url }) => {
+            fleetwatch_alerter::notify::cli::history(url, since.0, alertname.as_deref(), *json)
+        }
         Some(Command::Scrape { url, timeout }) => match runtime() {
             Ok(rt) => rt.block_on(check::scrape(url, timeout.0)),
             Err(e) => {
@@ -47,6 +51,23 @@ fn options(cli: &Cli) -> Options {
         max_series: cli.max_series,
         scrape_concurrency: cli.scrape_concurrency.max(1),
         lookback_ms: cli.lookback.0.as_millis() as i64,
+        notify: notify_settings(cli),
+    }
+}
+
+fn notify_settings(cli: &Cli) -> fleetwatch_alerter::notify::service::Settings {
+    fleetwatch_alerter::notify::service::Settings {
+        storage_path: cli.storage_path.clone(),
+        history_retention: cli.history_retention.0,
+        for_outage_tolerance: cli.for_outage_tolerance.0,
+        for_grace_period: cli.for_grace_period.0,
+        resend_delay: cli.resend_delay.0,
+        delivery: fleetwatch_alerter::notify::deliver::Settings {
+            backoff_initial: cli.backoff_initial.0,
+            backoff_max: cli.backoff_max.0,
+            max_age: cli.notification_max_age.0,
+            concurrency: cli.notification_concurrency.max(1),
+        },
     }
 }
 

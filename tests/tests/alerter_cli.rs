@@ -98,8 +98,9 @@ fn config_check_names_file_line_and_field() {
 #[test]
 fn embedded_default_scrapes_the_local_exporter_port() {
     let port = free_port();
+    let data = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(bin("fleetwatch-alerter"));
-    cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"));
+    cmd.arg(format!("--web.listen-address=127.0.0.1:{port}")).arg(format!("--storage.path={}", data.path().display()));
     let _a = Proc::spawn("fleetwatch-alerter", &mut cmd);
     wait_port(port, "fleetwatch-alerter");
     let v = eventually(Duration::from_secs(10), "the default target", || {

@@ -328,11 +328,16 @@ fn serve_huge(mut stream: TcpStream, mb: usize) {
     }
 }
 
-/// Starts the alerter with a config file on a free port and waits until it listens.
+/// Starts the alerter with a config file on a free port and waits until it listens; its database
+/// goes beside the config (in the test's temporary directory) unless `extra` names one.
 pub fn alerter(config: &Path, extra: &[&str]) -> (Proc, u16) {
     let port = free_port();
     let mut cmd = Command::new(bin("fleetwatch-alerter"));
     cmd.arg(format!("--config.file={}", config.display())).arg(format!("--web.listen-address=127.0.0.1:{port}")).args(extra);
+    if !extra.iter().any(|a| a.starts_with("--storage.path")) {
+        let dir = config.parent().unwrap_or(Path::new(".")).join(format!("alerter-data-{port}"));
+        cmd.arg(format!("--storage.path={}", dir.display()));
+    }
     let p = Proc::spawn("fleetwatch-alerter", &mut cmd);
     wait_port(port, "fleetwatch-alerter");
     (p, port)
