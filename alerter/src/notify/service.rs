@@ -44,6 +44,10 @@ struct Inner {
     integrations: BTreeMap<String, Vec<(&'static str, usize)>>,
     /// The last evaluation's firing and resolved alerts of each rule group.
     alerts: HashMap<String, Vec<AlertSnapshot>>,
+    /// When the dispatcher last stepped.
+    last_step_ms: i64,
+    /// Silences or routes changed since: the next tick steps even if nothing is due.
+    changed: bool,
 }
 
 pub struct Service {
@@ -136,7 +140,7 @@ impl Service {
             delivery: delivery.clone(),
             settings,
             tx,
-            inner: Mutex::new(Inner { dispatcher, integrations, alerts: HashMap::new() }),
+            inner: Mutex::new(Inner { dispatcher, integrations, alerts: HashMap::new(), last_step_ms: i64::MIN, changed: true }),
             silences: Mutex::new(silences),
             tasks: Mutex::new(Vec::new()),
         });
@@ -152,6 +156,7 @@ impl Service {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let old = std::mem::replace(&mut inner.dispatcher, dispatcher);
         inner.dispatcher.take_over(old);
+        inner.changed = true;
         inner.integrations = integrations;
         self.delivery.set_receivers(receivers);
         Ok(())
@@ -195,7 +200,22 @@ impl Service {
         all.retain(|x| x.id != s.id);
         all.push(s);
         all.sort_by(|a, b| b.ends_at_ms.cmp(&a.ends_at_ms).then(a.id.cmp(&b.id)));
+        drop(all);
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).changed = true;
         Ok(())
+    }
+
+    /// Whether a step without new evaluations could change anything now: a group's timer or a
+    /// restore hold is due, a silence started or ended since the last step, or silences or
+    /// routes changed. With thousands of alerts firing and nothing due, the once-a-second tick
+    /// then costs nothing.
+    fn due(&self, now: i64) -> bool {
+        let (last, changed, next) = {
+            let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            (inner.last_step_ms, inner.changed, inner.dispatcher.next_due())
+        };
+        let crossed = |t: i64| last < t && t <= now;
+        changed || next.is_some_and(|t| t <= now) || self.silences().iter().any(|s| crossed(s.starts_at_ms) || crossed(s.ends_at_ms))
     }
 
     /// Ends a silence now; false when there is no such silence.
@@ -223,6 +243,7 @@ impl Service {
         let active: Vec<_> = self.silences().into_iter().filter(|s| s.state(now) == "active").map(|s| s.to_dispatch()).collect();
         let (entries, events, state) = {
             let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            (inner.last_step_ms, inner.changed) = (now, false);
             for e in &batch {
                 inner.alerts.insert(e.group.clone(), e.alerts.clone());
             }
@@ -295,7 +316,8 @@ fn history_row(e: HistoryEvent) -> HistoryRow {
     }
 }
 
-/// Steps the dispatcher after every evaluation and at least once a second (group timers).
+/// Steps the dispatcher after every evaluation, and on a once-a-second tick when something is due
+/// (group timers, restore holds, silences starting or ending).
 async fn run(service: std::sync::Weak<Service>, mut rx: mpsc::UnboundedReceiver<Evaluated>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -312,6 +334,9 @@ async fn run(service: std::sync::Weak<Service>, mut rx: mpsc::UnboundedReceiver<
             batch.push(m);
         }
         let Some(service) = service.upgrade() else { return };
+        if batch.is_empty() && !service.due(now_ms()) {
+            continue;
+        }
         service.step(batch).await;
     }
 }
