@@ -2309,8 +2309,8 @@ fn fmt_f_digits(digits: &[u8], dp: i32, prec: usize) -> String {
 // Go string literals
 // ---------------------------------------------------------------------------------------------
 
-/// Go's `strconv.Quote`.
-fn go_quote(s: &str) -> String {
+/// Go's `strconv.Quote` (also `%q` of a string).
+pub(crate) fn go_quote(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         quote_char_into(&mut out, c, '"');

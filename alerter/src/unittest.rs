@@ -12,6 +12,7 @@
 use crate::alert_state::State;
 use crate::evaluate::{self, Context, GroupEval, Sink, StorageSink};
 use crate::rules::{self, LoadedFile};
+use crate::template::go_quote;
 use fleetwatch_promql::testfile::{format_duration, run_promql_expr_test, AlertTestCase, TestFile, TestGroup};
 use fleetwatch_promql::{is_stale_nan, Labels, MemStorage, Sample, Storage};
 use std::collections::{BTreeMap, HashMap};
@@ -410,30 +411,6 @@ fn indent_lines(text: &str, indent: &str) -> String {
 fn pairs_string(pairs: &[(String, String)]) -> String {
     let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", go_quote(v))).collect();
     format!("{{{}}}", shown.join(", "))
-}
-
-/// Go's `strconv.Quote`.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Milliseconds as Go's `time.Duration.String()` prints them (`0s`, `500ms`, `1m0s`, `1h2m3.5s`).

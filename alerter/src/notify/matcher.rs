@@ -120,21 +120,8 @@ impl fmt::Display for Matcher {
     }
 }
 
-/// A double-quoted string with `"`, `\` and newlines escaped.
-pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// A double-quoted string as Alertmanager prints matcher values and group keys (Go's `%q`).
+pub(crate) use crate::template::go_quote as quote;
 
 /// Parses `a="b"`, `a=b, c!~"d.*"` or `{a="b",c="d"}` into matchers.
 pub fn parse_matchers(input: &str) -> Result<Vec<Matcher>, MatcherError> {
