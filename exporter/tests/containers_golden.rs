@@ -3,6 +3,8 @@
 //! and compares the exposition with `fixtures/containers/<layout>.prom`.
 //! `UPDATE_GOLDEN=1 cargo test -p fleetwatch-exporter --test containers_golden` regenerates them.
 
+mod goldenutil;
+
 use fleetwatch_common::expfmt::{encode, parse_text, Family, Format};
 use fleetwatch_exporter::collector::containers::Containers;
 use fleetwatch_exporter::collector::{Collector, Context, Shared};
@@ -68,28 +70,7 @@ fn collect(layout: &str, systemd_services: bool) -> Vec<Family> {
 }
 
 fn check(name: &str, actual: &str) {
-    let path = fixtures().join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (regenerate with UPDATE_GOLDEN=1)", path.display()));
-    if expected != actual {
-        let diff: Vec<String> = expected
-            .lines()
-            .zip(actual.lines())
-            .enumerate()
-            .filter(|(_, (e, a))| e != a)
-            .take(10)
-            .map(|(i, (e, a))| format!("line {}:\n  want {e}\n  got  {a}", i + 1))
-            .collect();
-        panic!(
-            "{name} differs ({} vs {} lines):\n{}\n(UPDATE_GOLDEN=1 regenerates)",
-            expected.lines().count(),
-            actual.lines().count(),
-            diff.join("\n")
-        );
-    }
+    goldenutil::check(&fixtures(), name, actual);
 }
 
 fn text(layout: &str, systemd_services: bool) -> String {

@@ -2,6 +2,8 @@
 //! exposition with `fixtures/golden.prom` (text) and `fixtures/golden.om` (OpenMetrics).
 //! `UPDATE_GOLDEN=1 cargo test -p fleetwatch-exporter --test golden` regenerates both.
 
+mod goldenutil;
+
 use fleetwatch_common::expfmt::{encode, parse_text, Family, Format};
 use fleetwatch_exporter::collector::filesystem::{Filesystem, FsStats};
 use fleetwatch_exporter::collector::{cpu, diskstats, loadavg, meminfo, netdev, pressure, stat, textfile, Collector, Context, Shared};
@@ -58,28 +60,7 @@ fn collect_fixture() -> Vec<Family> {
 }
 
 fn check(name: &str, actual: &str) {
-    let path = fixtures().join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (regenerate with UPDATE_GOLDEN=1)", path.display()));
-    if expected != actual {
-        let diff: Vec<String> = expected
-            .lines()
-            .zip(actual.lines())
-            .enumerate()
-            .filter(|(_, (e, a))| e != a)
-            .take(10)
-            .map(|(i, (e, a))| format!("line {}:\n  want {e}\n  got  {a}", i + 1))
-            .collect();
-        panic!(
-            "{name} differs ({} vs {} lines):\n{}\n(regenerate with UPDATE_GOLDEN=1 if the change is intended)",
-            expected.lines().count(),
-            actual.lines().count(),
-            diff.join("\n")
-        );
-    }
+    goldenutil::check(&fixtures(), name, actual);
 }
 
 #[test]
