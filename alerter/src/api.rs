@@ -6,12 +6,11 @@
 use crate::alert_state::{Alert, State};
 use crate::app::App;
 use crate::timefmt::{parse_time, rfc3339};
-use bytes::Bytes;
 use fleetwatch_common::duration::{format_duration, parse_duration};
 use fleetwatch_common::expfmt::{encode, negotiate, Family, MetricType};
 use fleetwatch_common::web::{text_response, Body, BoxFuture, Handler};
 use fleetwatch_promql::{Engine, Labels, Value};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Map};
@@ -69,7 +68,7 @@ fn metrics(app: &App, req: &Request<Incoming>) -> Response<Body> {
     families.extend(app.notify.delivery.families());
     families.extend(fleetwatch_common::process::families());
     families.sort_by(|a, b| a.name().cmp(b.name()));
-    let mut resp = Response::new(Full::new(Bytes::from(encode(&families, format))));
+    let mut resp = Response::new(Body::full(encode(&families, format)));
     resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(format.content_type()));
     resp
 }
@@ -122,7 +121,7 @@ fn bad_data(message: impl Into<String>) -> ApiError {
 }
 
 fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(value.to_string())));
+    let mut resp = Response::new(Body::full(value.to_string()));
     *resp.status_mut() = status;
     resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
     resp

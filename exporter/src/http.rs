@@ -5,9 +5,8 @@
 use crate::process;
 use crate::scrape::{merge, Exporter};
 use bytes::Bytes;
-use fleetwatch_common::expfmt::{encode, negotiate, Family};
+use fleetwatch_common::expfmt::{encode, negotiate, Chunks, Family, Format};
 use fleetwatch_common::web::{text_response, Body, Handler};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use hyper::{Method, Request, Response, StatusCode};
@@ -112,13 +111,54 @@ async fn metrics(app: &App, req: &Request<Incoming>) -> Response<Body> {
     let families = merge(families);
     let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
     let format = negotiate(header(ACCEPT));
-    let text = encode(&families, format);
-    respond(text, format.content_type(), accepts_gzip(header(ACCEPT_ENCODING)))
+    stream_families(families, format, accepts_gzip(header(ACCEPT_ENCODING)))
+}
+
+/// The scrape's exposition, encoded (and gzipped) piece by piece as the connection takes it.
+fn stream_families(families: Vec<Family>, format: Format, gzip: bool) -> Response<Body> {
+    let chunks = Chunks::new(families, format);
+    let body = if gzip { Body::stream(Gzipped::new(chunks)) } else { Body::stream(chunks) };
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+    if gzip {
+        h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    resp
+}
+
+/// The gzip of a sequence of buffers, compressed as they come, in buffers of about 64 KiB.
+struct Gzipped<I> {
+    input: I,
+    encoder: Option<flate2::write::GzEncoder<Vec<u8>>>,
+}
+
+impl<I> Gzipped<I> {
+    fn new(input: I) -> Gzipped<I> {
+        Gzipped { input, encoder: Some(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())) }
+    }
+}
+
+impl<I: Iterator<Item = Bytes>> Iterator for Gzipped<I> {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        let encoder = self.encoder.as_mut()?;
+        for chunk in self.input.by_ref() {
+            // Writing into a Vec cannot fail.
+            let _ = encoder.write_all(&chunk);
+            if encoder.get_ref().len() >= 64 * 1024 {
+                return Some(Bytes::from(std::mem::take(encoder.get_mut())));
+            }
+        }
+        self.encoder.take().map(|e| Bytes::from(e.finish().unwrap_or_default()))
+    }
 }
 
 fn respond(text: String, content_type: &'static str, gzip: bool) -> Response<Body> {
     let (body, encoded) = if gzip { (gzip_bytes(text.as_bytes()), true) } else { (text.into_bytes(), false) };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(Body::full(body));
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
@@ -253,7 +293,7 @@ fn landing(app: &App) -> Response<Body> {
         app.telemetry_path,
         collectors
     );
-    let mut resp = Response::new(Full::new(Bytes::from(html)));
+    let mut resp = Response::new(Body::full(html));
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     resp
 }

@@ -6,10 +6,9 @@ use super::service::Service;
 use super::silences::PostableSilence;
 use crate::scrape::now_ms;
 use crate::timefmt::{parse_time, rfc3339};
-use bytes::Bytes;
 use fleetwatch_common::duration::parse_duration;
 use fleetwatch_common::web::Body;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
@@ -102,7 +101,7 @@ async fn history(service: &Service, since: Option<String>, alertname: Option<Str
 }
 
 fn respond(status: StatusCode, value: serde_json::Value) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(value.to_string())));
+    let mut resp = Response::new(Body::full(value.to_string()));
     *resp.status_mut() = status;
     resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
     resp

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// The type of a metric family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +98,8 @@ pub fn negotiate(accept: Option<&str>) -> Format {
     }
 }
 
-/// One metric family with its samples already rendered as exposition lines.
+/// One metric family with its samples already rendered as exposition lines, or (`deferred`)
+/// rendered only when the exposition is written.
 #[derive(Debug, Clone)]
 pub struct Family {
     name: Cow<'static, str>,
@@ -105,12 +107,36 @@ pub struct Family {
     kind: MetricType,
     body: String,
     samples: usize,
+    deferred: Option<DeferredBody>,
+}
+
+/// Samples a collector hands over as figures and that are rendered while the response is
+/// written (`Chunks`): a collector with thousands of series keeps no rendered copy of them.
+pub trait Deferred: Send + Sync {
+    /// Writes the family's sample lines (named `name`) from `*cursor` on (0 at first; the
+    /// implementation advances it past what it wrote) into `out`, stopping once `out` holds at
+    /// least `until` bytes. True when every sample is written.
+    fn render(&self, name: &str, cursor: &mut usize, out: &mut String, until: usize) -> bool;
+}
+
+#[derive(Clone)]
+struct DeferredBody(Arc<dyn Deferred>);
+
+impl std::fmt::Debug for DeferredBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deferred")
+    }
 }
 
 impl Family {
     /// A family; static names and help texts (the usual case) cost no allocation.
     pub fn new(name: impl Into<Cow<'static, str>>, help: impl Into<Cow<'static, str>>, kind: MetricType) -> Family {
-        Family { name: name.into(), help: help.into(), kind, body: String::with_capacity(128), samples: 0 }
+        Family { name: name.into(), help: help.into(), kind, body: String::with_capacity(128), samples: 0, deferred: None }
+    }
+
+    /// A family of `samples` samples that `body` renders when the exposition is written.
+    pub fn deferred(name: &'static str, help: &'static str, kind: MetricType, samples: usize, body: Arc<dyn Deferred>) -> Family {
+        Family { name: name.into(), help: help.into(), kind, body: String::new(), samples, deferred: Some(DeferredBody(body)) }
     }
 
     pub fn counter(name: impl Into<Cow<'static, str>>, help: impl Into<Cow<'static, str>>) -> Family {
@@ -181,19 +207,7 @@ impl Family {
     /// braces (`id="/a",name="b"`, never empty), `extra` one more label appended after them. A
     /// collector that writes the same label set on many families renders it once this way.
     pub fn add_rendered(&mut self, labels: &str, extra: Option<(&str, &str)>, value: f64) -> &mut Self {
-        self.body.push_str(&self.name);
-        self.body.push('{');
-        self.body.push_str(labels);
-        if let Some((k, v)) = extra {
-            self.body.push(',');
-            self.body.push_str(k);
-            self.body.push_str("=\"");
-            push_escaped_label_value(&mut self.body, v);
-            self.body.push('"');
-        }
-        self.body.push_str("} ");
-        push_value(&mut self.body, value);
-        self.body.push('\n');
+        push_rendered_sample(&mut self.body, &self.name, labels, extra, value);
         self.samples += 1;
         self
     }
@@ -208,11 +222,49 @@ impl Family {
         self.body.reserve_exact(additional);
     }
 
-    /// Appends the samples of another family of the same name and type.
+    /// Appends the samples of another family of the same name and type (a deferred one is
+    /// rendered now).
     pub fn absorb(&mut self, other: Family) {
-        self.body.push_str(&other.body);
+        if let Some(d) = self.deferred.take() {
+            render_all(&d, &self.name, &mut self.body);
+        }
+        match &other.deferred {
+            Some(d) => render_all(d, &self.name, &mut self.body),
+            None => self.body.push_str(&other.body),
+        }
         self.samples += other.samples;
     }
+
+    /// Writes the rendered samples to `out` (all of them, deferred or not).
+    fn write_body(&self, out: &mut String) {
+        match &self.deferred {
+            Some(d) => render_all(d, &self.name, out),
+            None => out.push_str(&self.body),
+        }
+    }
+}
+
+fn render_all(d: &DeferredBody, name: &str, out: &mut String) {
+    let mut cursor = 0;
+    while !d.0.render(name, &mut cursor, out, usize::MAX) {}
+}
+
+/// Writes one sample line `name{labels,extra} value` whose labels are already rendered (the
+/// escaped inside of the braces, never empty), with one more label `extra` after them.
+pub fn push_rendered_sample(out: &mut String, name: &str, labels: &str, extra: Option<(&str, &str)>, value: f64) {
+    out.push_str(name);
+    out.push('{');
+    out.push_str(labels);
+    if let Some((k, v)) = extra {
+        out.push(',');
+        out.push_str(k);
+        out.push_str("=\"");
+        push_escaped_label_value(out, v);
+        out.push('"');
+    }
+    out.push_str("} ");
+    push_value(out, value);
+    out.push('\n');
 }
 
 /// Escapes `\`, `"` and newline in a label value.
@@ -273,12 +325,81 @@ pub fn encode(families: &[Family], format: Format) -> String {
             Format::Text => write_text_meta(&mut out, f),
             Format::OpenMetrics { .. } => write_openmetrics_meta(&mut out, f),
         }
-        out.push_str(&f.body);
+        f.write_body(&mut out);
     }
     if let Format::OpenMetrics { .. } = format {
         out.push_str("# EOF\n");
     }
     out
+}
+
+/// About how many bytes each buffer of `Chunks` holds.
+const CHUNK: usize = 64 * 1024;
+
+/// The encoding of families (sorted and de-duplicated by the caller) in `format` as buffers of
+/// about 64 KiB, produced one at a time: deferred families are rendered into them as they are
+/// asked for, and a large rendered body goes out as it is, without a copy.
+pub struct Chunks {
+    families: std::vec::IntoIter<Family>,
+    format: Format,
+    /// The family being written and the cursor in its deferred samples.
+    current: Option<(Family, usize)>,
+    /// A large rendered body to send after the buffer in hand.
+    pending: Option<bytes::Bytes>,
+    done: bool,
+}
+
+impl Chunks {
+    pub fn new(families: Vec<Family>, format: Format) -> Chunks {
+        Chunks { families: families.into_iter(), format, current: None, pending: None, done: false }
+    }
+}
+
+impl Iterator for Chunks {
+    type Item = bytes::Bytes;
+
+    fn next(&mut self) -> Option<bytes::Bytes> {
+        if let Some(b) = self.pending.take() {
+            return Some(b);
+        }
+        if self.done {
+            return None;
+        }
+        let mut out = String::with_capacity(CHUNK + CHUNK / 4);
+        while out.len() < CHUNK {
+            if self.current.is_none() {
+                let Some(f) = self.families.find(|f| !f.is_empty()) else {
+                    if let Format::OpenMetrics { .. } = self.format {
+                        out.push_str("# EOF\n");
+                    }
+                    self.done = true;
+                    break;
+                };
+                match self.format {
+                    Format::Text => write_text_meta(&mut out, &f),
+                    Format::OpenMetrics { .. } => write_openmetrics_meta(&mut out, &f),
+                }
+                self.current = Some((f, 0));
+            }
+            let Some((f, cursor)) = self.current.as_mut() else { break };
+            match &f.deferred {
+                Some(d) => {
+                    if d.0.render(&f.name, cursor, &mut out, CHUNK) {
+                        self.current = None;
+                    }
+                }
+                None if f.body.len() >= CHUNK / 4 => {
+                    self.pending = self.current.take().map(|(f, _)| bytes::Bytes::from(f.body));
+                    break;
+                }
+                None => {
+                    out.push_str(&f.body);
+                    self.current = None;
+                }
+            }
+        }
+        Some(bytes::Bytes::from(out))
+    }
 }
 
 fn write_text_meta(out: &mut String, f: &Family) {

@@ -7,7 +7,7 @@ mod encode;
 mod parse;
 mod scrape;
 
-pub use encode::{encode, negotiate, push_escaped_label_value, Family, Format, MetricType};
+pub use encode::{encode, negotiate, push_escaped_label_value, push_rendered_sample, Chunks, Deferred, Family, Format, MetricType};
 pub use parse::{parse_text, ParseError, ParsedFamily, ParsedSample};
 pub use scrape::{Entry, Exemplar, FamilyType, Label, Sample, ScrapeFormat, ScrapeParseError, ScrapeParser};
 

@@ -3,14 +3,15 @@
 //! when they change, like exporter-toolkit.
 
 mod auth;
+mod body;
 pub mod config;
 mod tls;
 
+pub use body::Body;
 pub use config::WebConfig;
 
 use auth::BasicAuth;
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -44,7 +45,6 @@ pub enum WebError {
     Hash { user: String },
 }
 
-pub type Body = Full<Bytes>;
 pub type BoxFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 /// The application behind the web layer: called only for authorised requests.
 pub type Handler = Arc<dyn Fn(Request<Incoming>) -> BoxFuture + Send + Sync>;
@@ -274,7 +274,7 @@ fn with_headers(mut resp: Response<Body>, loaded: &Loaded) -> Response<Body> {
 
 /// A plain-text response with the given status.
 pub fn text_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    let mut resp = Response::new(Full::new(body.into()));
+    let mut resp = Response::new(Body::full(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"));
     resp

@@ -10,9 +10,10 @@ use crate::containers::cgroup::{discover, Found, Layout, Runtime};
 use crate::containers::metadata::{Meta, MetaMap, MetadataState, Refresher, Source};
 use crate::containers::parse::{self, DeviceIo};
 use crate::paths::Paths;
-use fleetwatch_common::expfmt::Family;
+use fleetwatch_common::expfmt::{push_rendered_sample, Deferred, Family, MetricType};
 use std::collections::HashMap;
 use std::fs::File;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -131,8 +132,9 @@ const V1_FILES: [(Slot, Ctl, &str); 15] = [
     (Slot::Procs, Ctl::Walk, "cgroup.procs"),
 ];
 
-/// One container's open files, kept while its cgroup exists.
+/// One container's open files, kept while its cgroup exists, and what this scrape read from them.
 struct Tracked {
+    found: Found,
     files: [Option<File>; SLOTS],
     start_time: f64,
     /// The network namespace whose net/dev is reported (`None` inside: the host's, or none
@@ -141,6 +143,10 @@ struct Tracked {
     /// Limits (memory limit, CPU quota, period, shares) and when they were last read.
     spec: [Option<f64>; 4],
     spec_read: Option<Instant>,
+    /// This scrape's figures, block devices, and `inactive_file` (for the working set).
+    values: Values,
+    io: Vec<DeviceIo>,
+    inactive: Option<u64>,
 }
 
 /// How long limits and the process whose network namespace is read are taken as known: they
@@ -154,16 +160,13 @@ const SPEC_SLOTS: [usize; 4] = [ix::LIMIT, ix::QUOTA, ix::PERIOD, ix::SHARES];
 #[derive(Default)]
 struct State {
     layout: Option<Layout>,
-    tracked: HashMap<String, Tracked>,
+    /// The containers of the last scrape, sorted by path.
+    tracked: Vec<Tracked>,
     devices: HashMap<(u32, u32), String>,
     netns: HashMap<String, NetNs>,
     /// Counts scrapes, so that a network namespace is read once per scrape.
     scrape: u64,
     buf: Vec<u8>,
-    io: Vec<DeviceIo>,
-    /// One container's labels, rendered once and written on each of its samples.
-    labels: String,
-    sizes: Vec<usize>,
 }
 
 /// One network namespace's net/dev, read once per scrape however many containers share it (the
@@ -265,133 +268,228 @@ impl Collector for Containers {
             self.metadata.dropped.fetch_add((found.len() - self.max_containers) as u64, Ordering::Relaxed);
             found.truncate(self.max_containers);
         }
-        state.tracked.retain(|path, _| found.binary_search_by(|f| f.path.as_str().cmp(path)).is_ok());
+        if let Some(layout) = state.layout.as_ref() {
+            state.tracked = track(layout, std::mem::take(&mut state.tracked), found);
+            read_all(layout, &mut state.tracked, &mut state.buf);
+        }
         let meta = self.metadata.snapshot();
         state.scrape += 1;
-        let mut fams = Families::new(&state.sizes);
         let now = (self.now)().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let mut rows = Rows { rows: Vec::with_capacity(state.tracked.len()), now, ..Rows::default() };
         let mut unknown = false;
-        for f in &found {
+        for i in 0..state.tracked.len() {
+            let f = &state.tracked[i].found;
             unknown |= f.runtime != Runtime::Systemd && !meta.contains_key(&f.id);
-            self.one(state, f, &meta, now, &mut fams);
+            self.add_row(state, i, &meta, &mut rows);
         }
         if unknown && socket_present {
             self.metadata.request_refresh();
         }
         let scrape = state.scrape;
         state.netns.retain(|_, ns| ns.read_in == scrape);
-        state.sizes = fams.sizes();
-        out.extend(fams.finish());
+        out.extend(rows.families());
         if self.socket.is_some() {
             let up = if self.metadata.up() { 1.0 } else { 0.0 };
             out.push(Family::single(
                 "fleetwatch_containers_metadata_up",
                 "Whether the last read of container names and images from the Docker-compatible API succeeded.",
-                fleetwatch_common::expfmt::MetricType::Gauge,
+                MetricType::Gauge,
                 up,
             ));
         }
         out.push(Family::single(
             "fleetwatch_containers_dropped_total",
             "Containers left out of a scrape because of containers.max_containers, summed over scrapes.",
-            fleetwatch_common::expfmt::MetricType::Counter,
+            MetricType::Counter,
             self.metadata.dropped.load(Ordering::Relaxed) as f64,
         ));
         Ok(())
     }
 }
 
+/// This scrape's containers, in `found`'s (path) order: the ones already tracked keep their open
+/// files, new ones are opened (a cgroup that vanished meanwhile is left out), gone ones closed.
+fn track(layout: &Layout, old: Vec<Tracked>, found: Vec<Found>) -> Vec<Tracked> {
+    let mut old = old.into_iter().peekable();
+    let mut tracked = Vec::with_capacity(found.len());
+    for f in found {
+        while old.next_if(|t| t.found.path < f.path).is_some() {}
+        match old.next_if(|t| t.found.path == f.path) {
+            Some(t) => tracked.push(t),
+            None => tracked.extend(open(layout, f)),
+        }
+    }
+    tracked
+}
+
+/// Reads every container's files into its figures; drops the containers whose cgroup is gone.
+fn read_all(layout: &Layout, tracked: &mut Vec<Tracked>, buf: &mut Vec<u8>) {
+    for t in tracked.iter_mut() {
+        read_one(layout, t, buf);
+        // Nothing readable through the open files: the cgroup was removed and made again (a
+        // restart between two scrapes), or is gone. Open it again, once.
+        if t.values.iter().all(Option::is_none) {
+            if let Some(mut fresh) = open(layout, t.found.clone()) {
+                read_one(layout, &mut fresh, buf);
+                *t = fresh;
+            }
+        }
+        finish_values(t);
+    }
+    tracked.retain(|t| t.values.iter().any(Option::is_some));
+}
+
+fn read_one(layout: &Layout, t: &mut Tracked, buf: &mut Vec<u8>) {
+    let v2 = matches!(layout, Layout::V2 { .. });
+    refresh_spec(layout, t);
+    (t.values, t.inactive) = ([None; SCALARS.len()], None);
+    t.io.clear();
+    for slot in if v2 { &V2_READ_ORDER[..] } else { &V1_READ_ORDER[..] } {
+        read_slot(t, *slot, v2, buf);
+    }
+}
+
+/// Re-reads the limits every `SPEC_REFRESH` (and forgets the network namespace, looked up again).
+fn refresh_spec(layout: &Layout, t: &mut Tracked) {
+    if t.spec_read.is_none_or(|at| at.elapsed() >= SPEC_REFRESH) {
+        let path = &t.found.path;
+        let get = |slot| read_once(layout, path, slot);
+        t.spec = if matches!(layout, Layout::V2 { .. }) { spec_v2(get) } else { spec_v1(get) };
+        t.spec_read = Some(Instant::now());
+        t.net = None;
+    }
+}
+
+/// What is derived once every file is read: the working set, the CFS families only with a
+/// quota (as cAdvisor: without one they stay 0), and the limits.
+fn finish_values(t: &mut Tracked) {
+    let v = &mut t.values;
+    if v.iter().all(Option::is_none) {
+        return;
+    }
+    v[ix::WORKING_SET] = v[ix::MEM].map(|u| (u - t.inactive.unwrap_or(0) as f64).max(0.0));
+    if t.spec[1].is_none() {
+        (v[ix::PERIODS], v[ix::THROTTLED], v[ix::THROTTLED_SECS]) = (None, None, None);
+    }
+    for (i, value) in SPEC_SLOTS.iter().zip(t.spec) {
+        v[*i] = value;
+    }
+}
+
+/// The files read every scrape, in reading order (memory usage before `memory.stat`, and both
+/// before v1's memsw file, which is read only when `memory.stat` has no `total_swap`).
+const V2_READ_ORDER: [Slot; 7] = [Slot::CpuStat, Slot::MemUsage, Slot::MemStat, Slot::MemEvents, Slot::MemSwap, Slot::Pids, Slot::Io];
+const V1_READ_ORDER: [Slot; 10] = [
+    Slot::CpuacctUsage,
+    Slot::CpuacctStat,
+    Slot::CpuStat,
+    Slot::MemUsage,
+    Slot::MemStat,
+    Slot::MemSwap,
+    Slot::MemFailcnt,
+    Slot::OomControl,
+    Slot::Pids,
+    Slot::Io,
+];
+
+/// Reads one of a container's files into its figures (`v2`: the file is a cgroup v2 one).
+fn read_slot(t: &mut Tracked, slot: Slot, v2: bool, buf: &mut Vec<u8>) {
+    let v = &mut t.values;
+    // v1: cpu.stat only with a quota (the CFS families need one), memsw only without total_swap.
+    if !v2 && ((slot == Slot::CpuStat && t.spec[1].is_none()) || (slot == Slot::MemSwap && v[ix::SWAP].is_some())) {
+        return;
+    }
+    let Some(text) = read(t.files[slot as usize].as_ref(), buf) else { return };
+    let num = |x: Option<u64>| x.map(|x| x as f64);
+    let secs = |x: Option<u64>, per_sec: f64| x.map(|x| x as f64 / per_sec);
+    match slot {
+        Slot::CpuStat if v2 => {
+            let [usage, user, system, periods, throttled, throttled_us] =
+                parse::keyed(text, ["usage_usec", "user_usec", "system_usec", "nr_periods", "nr_throttled", "throttled_usec"]);
+            (v[ix::CPU], v[ix::USER], v[ix::SYSTEM]) = (secs(usage, 1e6), secs(user, 1e6), secs(system, 1e6));
+            (v[ix::PERIODS], v[ix::THROTTLED], v[ix::THROTTLED_SECS]) = (num(periods), num(throttled), secs(throttled_us, 1e6));
+        }
+        Slot::CpuStat => {
+            let [periods, throttled, throttled_ns] = parse::keyed(text, ["nr_periods", "nr_throttled", "throttled_time"]);
+            (v[ix::PERIODS], v[ix::THROTTLED], v[ix::THROTTLED_SECS]) = (num(periods), num(throttled), secs(throttled_ns, 1e9));
+        }
+        Slot::CpuacctUsage => v[ix::CPU] = secs(parse::single(text), 1e9),
+        Slot::CpuacctStat => {
+            let [user, system] = parse::keyed(text, ["user", "system"]);
+            (v[ix::USER], v[ix::SYSTEM]) = (secs(user, super::cpu::USER_HZ), secs(system, super::cpu::USER_HZ));
+        }
+        Slot::MemUsage => v[ix::MEM] = num(parse::single(text)),
+        Slot::MemStat if v2 => {
+            let [anon, file, inactive] = parse::keyed(text, ["anon", "file", "inactive_file"]);
+            (v[ix::RSS], v[ix::CACHE], t.inactive) = (num(anon), num(file), inactive);
+        }
+        Slot::MemStat => {
+            let [rss, cache, inactive, swap] = parse::keyed(text, ["total_rss", "total_cache", "total_inactive_file", "total_swap"]);
+            (v[ix::RSS], v[ix::CACHE], t.inactive, v[ix::SWAP]) = (num(rss), num(cache), inactive, num(swap));
+        }
+        Slot::MemEvents => {
+            let [max, oom] = parse::keyed(text, ["max", "oom_kill"]);
+            (v[ix::FAILCNT], v[ix::OOM]) = (num(max), num(oom));
+        }
+        Slot::MemSwap if v2 => v[ix::SWAP] = num(parse::single(text)),
+        // v1 without total_swap in memory.stat: memsw usage (memory + swap) minus memory usage.
+        Slot::MemSwap => v[ix::SWAP] = num(parse::single(text)).zip(v[ix::MEM]).map(|(sw, m)| (sw - m).max(0.0)),
+        Slot::MemFailcnt => v[ix::FAILCNT] = num(parse::single(text)),
+        Slot::OomControl => v[ix::OOM] = num(parse::keyed(text, ["oom_kill"])[0]),
+        Slot::Pids => v[ix::PIDS] = num(parse::single(text)),
+        Slot::Io if v2 => parse::io_stat(text, &mut t.io),
+        Slot::Io => parse::blkio_service_bytes(text, &mut t.io),
+        Slot::CpuMax | Slot::CfsQuota | Slot::CfsPeriod | Slot::Shares | Slot::MemLimit | Slot::Procs => {}
+    }
+}
+
 impl Containers {
-    /// Reads and emits one container.
-    fn one(&self, state: &mut State, f: &Found, meta: &MetaMap, now: f64, fams: &mut Families) {
+    /// Adds container `i` of `state.tracked` to the scrape's rows.
+    fn add_row(&self, state: &mut State, i: usize, meta: &MetaMap, rows: &mut Rows) {
         let Some(layout) = state.layout.as_ref() else { return };
-        let v2 = matches!(layout, Layout::V2 { .. });
-        let read = |t: &mut Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>| {
-            if t.spec_read.is_none_or(|at| at.elapsed() >= SPEC_REFRESH) {
-                let get = |slot| read_once(layout, &f.path, slot);
-                t.spec = if v2 { spec_v2(get) } else { spec_v1(get) };
-                t.spec_read = Some(Instant::now());
-                t.net = None;
-            }
-            // As cAdvisor: the CFS families only for a container with a CPU quota (without one
-            // they stay 0), which spares v1 its cpu.stat read for most containers.
-            let quota = t.spec[1].is_some();
-            let mut v = if v2 { read_v2(t, buf, io) } else { read_v1(t, buf, io, quota) };
-            // Nothing readable through the open files: the cgroup was removed and made again
-            // (a restart between two scrapes), or is gone.
-            if v.iter().all(Option::is_none) {
-                return None;
-            }
-            if !quota {
-                (v[ix::PERIODS], v[ix::THROTTLED], v[ix::THROTTLED_SECS]) = (None, None, None);
-            }
-            for (i, value) in SPEC_SLOTS.iter().zip(t.spec) {
-                v[*i] = value;
-            }
-            Some(v)
-        };
-        let mut values = None;
-        if let Some(t) = state.tracked.get_mut(&f.path) {
-            values = read(t, &mut state.buf, &mut state.io);
-            if values.is_none() {
-                // Open the new cgroup below.
-                state.tracked.remove(&f.path);
-            }
-        }
-        if values.is_none() {
-            let Some(mut t) = open(layout, &f.path) else { return };
-            values = read(&mut t, &mut state.buf, &mut state.io);
-            state.tracked.insert(f.path.clone(), t);
-        }
-        let (Some(values), Some(t)) = (values, state.tracked.get_mut(&f.path)) else { return };
-        let m = meta.get(&f.id).map(|m| m.as_ref());
-        let (name, image) = self.identity(f, m);
-        let labels = &mut state.labels;
-        labels.clear();
-        render_label(labels, "id", &f.path);
-        render_label(labels, "image", image);
-        render_label(labels, "name", name);
+        let t = &mut state.tracked[i];
+        let m = meta.get(&t.found.id).map(|m| m.as_ref());
+        let (name, image) = self.identity(&t.found, m);
+        let start = rows.labels.len();
+        let labels = &mut rows.labels;
+        render_label(labels, start, "id", &t.found.path);
+        render_label(labels, start, "image", image);
+        render_label(labels, start, "name", name);
         if let Some(m) = m {
             for (key, label) in &self.label_names {
                 if let Some((_, v)) = m.labels.iter().find(|(k, _)| k == key) {
-                    render_label(labels, label, v);
+                    render_label(labels, start, label, v);
                 }
             }
         }
-        let labels = state.labels.as_str();
-        for (i, v) in values.iter().enumerate() {
-            let Some(v) = v else { continue };
-            let extra = (i == ix::CPU).then_some(("cpu", "total"));
-            fams.scalars[i].add_rendered(labels, extra, *v);
-        }
-        for io in &state.io {
+        let io_start = rows.io.len();
+        for io in &t.io {
             resolve_device(&mut state.devices, &self.paths, io.major, io.minor);
-        }
-        for io in &state.io {
             let device = state.devices.get(&(io.major, io.minor)).map_or("", |d| d.as_str());
-            fams.fs_reads.add_rendered(labels, Some(("device", device)), io.read as f64);
-            fams.fs_writes.add_rendered(labels, Some(("device", device)), io.write as f64);
+            rows.io.push((device.to_string(), io.read, io.write));
         }
-        fams.start.add_rendered(labels, None, t.start_time);
-        fams.last_seen.add_rendered(labels, None, now);
-        let Some(ns) = self.netns_of(t, layout, &f.path, &mut state.netns) else { return };
-        let Some(ns) = read_netns(&mut state.netns, ns, state.scrape, &mut state.buf) else {
-            t.net = None;
-            return;
-        };
-        for (iface, v) in &ns.ifaces {
-            for (fam, value) in fams.net.iter_mut().zip(v) {
-                fam.add_rendered(labels, Some(("interface", iface)), *value as f64);
+        let net_start = rows.net.len();
+        if let Some(ns) = self.netns_of(t, layout, &mut state.netns) {
+            match read_netns(&mut state.netns, ns, state.scrape, &mut state.buf) {
+                Some(ns) => rows.net.extend(ns.ifaces.iter().cloned()),
+                None => t.net = None,
             }
         }
+        rows.rows.push(Row {
+            labels: start..rows.labels.len(),
+            values: t.values,
+            start_time: t.start_time,
+            io: io_start..rows.io.len(),
+            net: net_start..rows.net.len(),
+        });
     }
 
     /// The network namespace a container's net/dev is read from: that of its first process
     /// when it has its own (not the host's). Looked up again with the limits, every
     /// `SPEC_REFRESH`; opens the namespace's net/dev when no other container did.
-    fn netns_of<'t>(&self, t: &'t mut Tracked, layout: &Layout, rel: &str, netns: &mut HashMap<String, NetNs>) -> Option<&'t str> {
+    fn netns_of<'t>(&self, t: &'t mut Tracked, layout: &Layout, netns: &mut HashMap<String, NetNs>) -> Option<&'t str> {
         if t.net.is_none() {
-            let pid = read_once(layout, rel, Slot::Procs).as_deref().and_then(parse::first_pid)?;
+            let pid = read_once(layout, &t.found.path, Slot::Procs).as_deref().and_then(parse::first_pid)?;
             t.net = Some(self.own_netns(pid));
             if let Some(Some(ns)) = &t.net {
                 if !netns.contains_key(ns) {
@@ -420,9 +518,9 @@ impl Containers {
     }
 }
 
-/// `name="value"` (escaped), after a comma unless first.
-fn render_label(out: &mut String, name: &str, value: &str) {
-    if !out.is_empty() {
+/// `name="value"` (escaped), after a comma unless first (`out` holds nothing after `start`).
+fn render_label(out: &mut String, start: usize, name: &str, value: &str) {
+    if out.len() > start {
         out.push(',');
     }
     out.push_str(name);
@@ -447,63 +545,129 @@ fn read_netns<'a>(netns: &'a mut HashMap<String, NetNs>, key: &str, scrape: u64,
     netns.get(key)
 }
 
-/// The families of one scrape.
-struct Families {
-    scalars: Vec<Family>,
-    fs_reads: Family,
-    fs_writes: Family,
-    start: Family,
-    last_seen: Family,
-    net: [Family; 4],
+/// One scrape's figures of every container, from which the families are rendered while the
+/// response is written (`Deferred`): the collector keeps no rendered text.
+#[derive(Default)]
+struct Rows {
+    rows: Vec<Row>,
+    /// Every container's labels (`id="…",image="…",name="…"…`, escaped), back to back.
+    labels: String,
+    /// (device, bytes read, bytes written) of every container, back to back.
+    io: Vec<(String, u64, u64)>,
+    /// (interface, receive bytes, receive packets, transmit bytes, transmit packets).
+    net: Vec<(String, [u64; 4])>,
+    now: f64,
 }
 
-impl Families {
-    /// Empty families, each with room for `sizes[i]` bytes (the last scrape's) plus an eighth.
-    fn new(sizes: &[usize]) -> Families {
-        let family = |name: &'static str, help: &'static str, counter: bool| {
-            if counter {
-                Family::counter(name, help)
-            } else {
-                Family::gauge(name, help)
-            }
-        };
-        let mut fams = Families {
-            scalars: SCALARS.iter().map(|(n, h, c)| family(n, h, *c)).collect(),
-            fs_reads: Family::counter("container_fs_reads_bytes_total", "Cumulative count of bytes read."),
-            fs_writes: Family::counter("container_fs_writes_bytes_total", "Cumulative count of bytes written."),
-            start: Family::gauge("container_start_time_seconds", "Start time of the container since unix epoch in seconds."),
-            last_seen: Family::gauge("container_last_seen", "Last time a container was seen by the exporter."),
-            net: [
-                Family::counter("container_network_receive_bytes_total", "Cumulative count of bytes received."),
-                Family::counter("container_network_receive_packets_total", "Cumulative count of packets received."),
-                Family::counter("container_network_transmit_bytes_total", "Cumulative count of bytes transmitted."),
-                Family::counter("container_network_transmit_packets_total", "Cumulative count of packets transmitted."),
-            ],
-        };
-        for (f, size) in fams.each().zip(sizes) {
-            f.reserve(size + size / 8);
+struct Row {
+    labels: Range<usize>,
+    values: Values,
+    start_time: f64,
+    io: Range<usize>,
+    net: Range<usize>,
+}
+
+/// Which family of `Rows` a deferred family renders.
+#[derive(Clone, Copy)]
+enum Part {
+    Scalar(usize),
+    FsReads,
+    FsWrites,
+    Start,
+    LastSeen,
+    Net(usize),
+}
+
+const NET_FAMILIES: [(&str, &str); 4] = [
+    ("container_network_receive_bytes_total", "Cumulative count of bytes received."),
+    ("container_network_receive_packets_total", "Cumulative count of packets received."),
+    ("container_network_transmit_bytes_total", "Cumulative count of bytes transmitted."),
+    ("container_network_transmit_packets_total", "Cumulative count of packets transmitted."),
+];
+
+/// The other families: (part, name, help, counter).
+const OTHER_FAMILIES: [(Part, &str, &str, bool); 4] = [
+    (Part::FsReads, "container_fs_reads_bytes_total", "Cumulative count of bytes read.", true),
+    (Part::FsWrites, "container_fs_writes_bytes_total", "Cumulative count of bytes written.", true),
+    (Part::Start, "container_start_time_seconds", "Start time of the container since unix epoch in seconds.", false),
+    (Part::LastSeen, "container_last_seen", "Last time a container was seen by the exporter.", false),
+];
+
+struct RowsPart {
+    rows: Arc<Rows>,
+    part: Part,
+}
+
+impl Rows {
+    /// The samples `part` has for one container.
+    fn count(&self, row: &Row, part: Part) -> usize {
+        match part {
+            Part::Scalar(i) => usize::from(row.values[i].is_some()),
+            Part::FsReads | Part::FsWrites => row.io.len(),
+            Part::Start | Part::LastSeen => 1,
+            Part::Net(_) => row.net.len(),
         }
-        fams
     }
 
-    fn each(&mut self) -> impl Iterator<Item = &mut Family> {
-        let rest = [&mut self.fs_reads, &mut self.fs_writes, &mut self.start, &mut self.last_seen];
-        self.scalars.iter_mut().chain(rest).chain(self.net.iter_mut())
+    /// Every family with at least one sample, deferred.
+    fn families(self) -> Vec<Family> {
+        let rows = Arc::new(self);
+        let kind = |counter| if counter { MetricType::Counter } else { MetricType::Gauge };
+        let scalars = SCALARS.iter().enumerate().map(|(i, (name, help, counter))| (Part::Scalar(i), *name, *help, *counter));
+        let others = OTHER_FAMILIES.into_iter();
+        let net = NET_FAMILIES.iter().enumerate().map(|(i, (name, help))| (Part::Net(i), *name, *help, true));
+        let mut out = Vec::new();
+        for (part, name, help, counter) in scalars.chain(others).chain(net) {
+            let samples = rows.rows.iter().map(|r| rows.count(r, part)).sum();
+            if samples > 0 {
+                out.push(Family::deferred(name, help, kind(counter), samples, Arc::new(RowsPart { rows: rows.clone(), part })));
+            }
+        }
+        out
     }
 
-    fn sizes(&mut self) -> Vec<usize> {
-        self.each().map(|f| f.body_len()).collect()
+    fn write(&self, row: &Row, part: Part, name: &str, out: &mut String) {
+        let labels = &self.labels[row.labels.clone()];
+        match part {
+            Part::Scalar(i) => {
+                if let Some(v) = row.values[i] {
+                    push_rendered_sample(out, name, labels, (i == ix::CPU).then_some(("cpu", "total")), v);
+                }
+            }
+            Part::FsReads | Part::FsWrites => {
+                for (device, read, write) in &self.io[row.io.clone()] {
+                    let v = if matches!(part, Part::FsReads) { read } else { write };
+                    push_rendered_sample(out, name, labels, Some(("device", device)), *v as f64);
+                }
+            }
+            Part::Start => push_rendered_sample(out, name, labels, None, row.start_time),
+            Part::LastSeen => push_rendered_sample(out, name, labels, None, self.now),
+            Part::Net(k) => {
+                for (iface, v) in &self.net[row.net.clone()] {
+                    push_rendered_sample(out, name, labels, Some(("interface", iface)), v[k] as f64);
+                }
+            }
+        }
     }
+}
 
-    fn finish(self) -> impl Iterator<Item = Family> {
-        let rest = [self.fs_reads, self.fs_writes, self.start, self.last_seen];
-        self.scalars.into_iter().chain(rest).chain(self.net).filter(|f| !f.is_empty())
+impl Deferred for RowsPart {
+    fn render(&self, name: &str, cursor: &mut usize, out: &mut String, until: usize) -> bool {
+        while let Some(row) = self.rows.rows.get(*cursor) {
+            if out.len() >= until {
+                return false;
+            }
+            self.rows.write(row, self.part, name, out);
+            *cursor += 1;
+        }
+        true
     }
 }
 
 /// Opens a container's files (a missing one stays `None`: a controller not mounted or a kernel
 /// without that file). `None` when the cgroup vanished.
-fn open(layout: &Layout, rel: &str) -> Option<Tracked> {
+fn open(layout: &Layout, found: Found) -> Option<Tracked> {
+    let rel = found.path.as_str();
     let mut files: [Option<File>; SLOTS] = Default::default();
     let meta = std::fs::metadata(layout.walk_root()?.join(rel.trim_start_matches('/'))).ok()?;
     for (i, file) in files.iter_mut().enumerate() {
@@ -513,7 +677,8 @@ fn open(layout: &Layout, rel: &str) -> Option<Tracked> {
         }
     }
     let start_time = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    Some(Tracked { files, start_time, net: None, spec: [None; 4], spec_read: None })
+    let values = [None; SCALARS.len()];
+    Some(Tracked { found, files, start_time, net: None, spec: [None; 4], spec_read: None, values, io: Vec::new(), inactive: None })
 }
 
 /// Files read only every `SPEC_REFRESH`: opened, read and closed then, rather than kept open
@@ -592,78 +757,6 @@ fn read<'a>(file: Option<&File>, buf: &'a mut Vec<u8>) -> Option<&'a str> {
         }
     }
     std::str::from_utf8(&buf[..len]).ok()
-}
-
-fn slot<'a>(t: &Tracked, s: Slot, buf: &'a mut Vec<u8>) -> Option<&'a str> {
-    read(t.files[s as usize].as_ref(), buf)
-}
-
-fn int(t: &Tracked, s: Slot, buf: &mut Vec<u8>) -> Option<f64> {
-    slot(t, s, buf).and_then(parse::single).map(|v| v as f64)
-}
-
-fn read_v2(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>) -> Values {
-    let mut v: Values = [None; SCALARS.len()];
-    if let Some(text) = slot(t, Slot::CpuStat, buf) {
-        let [usage, user, system, periods, throttled, throttled_us] =
-            parse::keyed(text, ["usage_usec", "user_usec", "system_usec", "nr_periods", "nr_throttled", "throttled_usec"]);
-        let secs = |x: Option<u64>| x.map(|x| x as f64 / 1e6);
-        (v[ix::CPU], v[ix::USER], v[ix::SYSTEM]) = (secs(usage), secs(user), secs(system));
-        (v[ix::PERIODS], v[ix::THROTTLED], v[ix::THROTTLED_SECS]) =
-            (periods.map(|x| x as f64), throttled.map(|x| x as f64), secs(throttled_us));
-    }
-    v[ix::MEM] = int(t, Slot::MemUsage, buf);
-    if let Some(text) = slot(t, Slot::MemStat, buf) {
-        let [anon, file, inactive] = parse::keyed(text, ["anon", "file", "inactive_file"]);
-        (v[ix::RSS], v[ix::CACHE]) = (anon.map(|x| x as f64), file.map(|x| x as f64));
-        v[ix::WORKING_SET] = v[ix::MEM].map(|u| (u - inactive.unwrap_or(0) as f64).max(0.0));
-    }
-    if let Some(text) = slot(t, Slot::MemEvents, buf) {
-        let [max, oom] = parse::keyed(text, ["max", "oom_kill"]);
-        (v[ix::FAILCNT], v[ix::OOM]) = (max.map(|x| x as f64), oom.map(|x| x as f64));
-    }
-    v[ix::SWAP] = int(t, Slot::MemSwap, buf);
-    v[ix::PIDS] = int(t, Slot::Pids, buf);
-    match slot(t, Slot::Io, buf) {
-        Some(text) => parse::io_stat(text, io),
-        None => io.clear(),
-    }
-    v
-}
-
-fn read_v1(t: &Tracked, buf: &mut Vec<u8>, io: &mut Vec<DeviceIo>, cfs: bool) -> Values {
-    let mut v: Values = [None; SCALARS.len()];
-    v[ix::CPU] = int(t, Slot::CpuacctUsage, buf).map(|ns| ns / 1e9);
-    if let Some(text) = slot(t, Slot::CpuacctStat, buf) {
-        let [user, system] = parse::keyed(text, ["user", "system"]);
-        let secs = |x: Option<u64>| x.map(|x| x as f64 / super::cpu::USER_HZ);
-        (v[ix::USER], v[ix::SYSTEM]) = (secs(user), secs(system));
-    }
-    if let Some(text) = slot(t, Slot::CpuStat, buf).filter(|_| cfs) {
-        let [periods, throttled, throttled_ns] = parse::keyed(text, ["nr_periods", "nr_throttled", "throttled_time"]);
-        v[ix::PERIODS] = periods.map(|x| x as f64);
-        v[ix::THROTTLED] = throttled.map(|x| x as f64);
-        v[ix::THROTTLED_SECS] = throttled_ns.map(|x| x as f64 / 1e9);
-    }
-    v[ix::MEM] = int(t, Slot::MemUsage, buf);
-    if let Some(text) = slot(t, Slot::MemStat, buf) {
-        let [rss, cache, inactive, swap] = parse::keyed(text, ["total_rss", "total_cache", "total_inactive_file", "total_swap"]);
-        (v[ix::RSS], v[ix::CACHE]) = (rss.map(|x| x as f64), cache.map(|x| x as f64));
-        v[ix::WORKING_SET] = v[ix::MEM].map(|u| (u - inactive.unwrap_or(0) as f64).max(0.0));
-        v[ix::SWAP] = swap.map(|x| x as f64);
-    }
-    if v[ix::SWAP].is_none() {
-        // Without total_swap in memory.stat: memsw usage (memory + swap) minus memory usage.
-        v[ix::SWAP] = int(t, Slot::MemSwap, buf).zip(v[ix::MEM]).map(|(sw, m)| (sw - m).max(0.0));
-    }
-    v[ix::FAILCNT] = int(t, Slot::MemFailcnt, buf);
-    v[ix::OOM] = slot(t, Slot::OomControl, buf).and_then(|text| parse::keyed(text, ["oom_kill"])[0]).map(|x| x as f64);
-    v[ix::PIDS] = int(t, Slot::Pids, buf);
-    match slot(t, Slot::Io, buf) {
-        Some(text) => parse::blkio_service_bytes(text, io),
-        None => io.clear(),
-    }
-    v
 }
 
 /// cgroup v2 limits in `SPEC_SLOTS` order: memory.max, cpu.max (quota, period), cpu.weight.
