@@ -128,7 +128,7 @@ fn stream_families(families: Vec<Family>, format: Format, gzip: bool) -> Respons
     resp
 }
 
-/// The gzip of a sequence of buffers, compressed as they come, in buffers of about 64 KiB.
+/// The gzip of a sequence of buffers, compressed as they come, in buffers of about 16 KiB.
 struct Gzipped<I> {
     input: I,
     encoder: Option<flate2::write::GzEncoder<Vec<u8>>>,
@@ -148,7 +148,7 @@ impl<I: Iterator<Item = Bytes>> Iterator for Gzipped<I> {
         for chunk in self.input.by_ref() {
             // Writing into a Vec cannot fail.
             let _ = encoder.write_all(&chunk);
-            if encoder.get_ref().len() >= 64 * 1024 {
+            if encoder.get_ref().len() >= 16 * 1024 {
                 return Some(Bytes::from(std::mem::take(encoder.get_mut())));
             }
         }

@@ -181,3 +181,67 @@ fn no_container_cgroups_means_no_output() {
     Containers::new(&ctx, fixed_now).collect(&mut families).unwrap();
     assert!(families.is_empty());
 }
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The counters that are not read again every scrape (v1): the OOM kill counts while
+/// /proc/vmstat's oom_kill stands still, cpuacct.stat while cpuacct.usage stands still, and
+/// memory.failcnt of a container without a memory limit. Each is read again once its trigger
+/// moves (a limited container's failcnt every scrape).
+#[test]
+fn v1_rare_counters_are_read_when_they_can_have_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("v1"), dir.path());
+    std::fs::write(dir.path().join("proc/vmstat"), "pgfault 10\noom_kill 0\n").unwrap();
+    let paths = Paths::under(dir.path());
+    let mut config = Config::default();
+    config.containers.docker_socket = None;
+    let shared = Arc::new(Shared::default());
+    let ctx = Context { paths: &paths, config: &config, shared: &shared };
+    let collector = Containers::new(&ctx, fixed_now);
+    let scrape = || {
+        let mut families = Vec::new();
+        collector.collect(&mut families).unwrap();
+        encode(&merge(families), Format::Text)
+    };
+    let cg = dir.path().join("sys/fs/cgroup");
+    let db = cg.join(format!("cpu,cpuacct/docker/{DOCKER_V1}"));
+    let db_mem = cg.join(format!("memory/docker/{DOCKER_V1}"));
+    let pod = "kubepods/burstable/pod7a8b9c0d-1e2f-3a4b-5c6d-7e8f9a0b1c2d/4444444444444444444444444444444444444444444444444444444444444444";
+    let db_id = &DOCKER_V1[..12];
+    for _ in 0..3 {
+        scrape();
+    }
+    // oom_kill moved in the cgroup only: not read (the kernel moves vmstat's count with it).
+    std::fs::write(db_mem.join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n").unwrap();
+    assert_eq!(value(&scrape(), "container_oom_events_total", db_id), Some(0.0));
+    std::fs::write(dir.path().join("proc/vmstat"), "pgfault 10\noom_kill 1\n").unwrap();
+    assert_eq!(value(&scrape(), "container_oom_events_total", db_id), Some(3.0));
+    // cpuacct.stat is read again only when cpuacct.usage moved.
+    std::fs::write(db.join("cpuacct.stat"), "user 700\nsystem 150\n").unwrap();
+    assert_eq!(value(&scrape(), "container_cpu_user_seconds_total", db_id), Some(6.0));
+    std::fs::write(db.join("cpuacct.usage"), "8500000000\n").unwrap();
+    let t = scrape();
+    assert_eq!(value(&t, "container_cpu_user_seconds_total", db_id), Some(7.0));
+    assert_eq!(value(&t, "container_cpu_usage_seconds_total", db_id), Some(8.5));
+    // failcnt: the unlimited container's is kept (read with the limits, every 30 s); the
+    // limited one's is read every scrape.
+    std::fs::write(db_mem.join("memory.failcnt"), "9\n").unwrap();
+    std::fs::write(cg.join("memory").join(pod).join("memory.failcnt"), "6\n").unwrap();
+    let t = scrape();
+    assert_eq!(value(&t, "container_memory_failcnt", db_id), Some(0.0));
+    assert_eq!(value(&t, "container_memory_failcnt", "kubepods"), Some(6.0));
+}

@@ -334,10 +334,10 @@ pub fn encode(families: &[Family], format: Format) -> String {
 }
 
 /// About how many bytes each buffer of `Chunks` holds.
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 16 * 1024;
 
 /// The encoding of families (sorted and de-duplicated by the caller) in `format` as buffers of
-/// about 64 KiB, produced one at a time: deferred families are rendered into them as they are
+/// about 16 KiB, produced one at a time: deferred families are rendered into them as they are
 /// asked for, and a large rendered body goes out as it is, without a copy.
 pub struct Chunks {
     families: std::vec::IntoIter<Family>,
@@ -517,5 +517,58 @@ mod tests {
             "# TYPE node_forks counter\n# HELP node_forks Total number of forks.\nnode_forks_total 7\n\
              # TYPE legacy_requests unknown\n# HELP legacy_requests no suffix\nlegacy_requests 1\n# EOF\n"
         );
+    }
+
+    /// `n` samples `name{i="<k>"} <k>`, rendered on demand.
+    struct Counting(usize);
+
+    impl Deferred for Counting {
+        fn render(&self, name: &str, cursor: &mut usize, out: &mut String, until: usize) -> bool {
+            while *cursor < self.0 {
+                if out.len() >= until {
+                    return false;
+                }
+                push_rendered_sample(out, name, &format!("i=\"{cursor}\""), None, *cursor as f64);
+                *cursor += 1;
+            }
+            true
+        }
+    }
+
+    fn mixed_families() -> Vec<Family> {
+        let mut small = Family::gauge("a_small", "A small one.");
+        small.add(&[("k", "v")], 1.0);
+        let mut big = Family::counter("b_big_total", "A large rendered body.");
+        for i in 0..2000 {
+            big.add(&[("i", &i.to_string())], i as f64);
+        }
+        let deferred = Family::deferred("c_deferred", "Rendered while written.", MetricType::Gauge, 5000, Arc::new(Counting(5000)));
+        let empty = Family::deferred("d_empty", "No samples.", MetricType::Gauge, 0, Arc::new(Counting(0)));
+        vec![small, big, deferred, empty, Family::single("e_last", "Last.", MetricType::Gauge, 2.5)]
+    }
+
+    #[test]
+    fn chunks_are_the_encoding_in_pieces() {
+        for format in [Format::Text, Format::OpenMetrics { v1: true }] {
+            let whole = encode(&mixed_families(), format);
+            let pieces: Vec<bytes::Bytes> = Chunks::new(mixed_families(), format).collect();
+            assert!(pieces.len() > 5, "{} pieces", pieces.len());
+            // Only the large rendered body goes out whole, above the chunk size.
+            assert_eq!(pieces.iter().filter(|p| p.len() >= CHUNK + CHUNK / 4).count(), 1);
+            let joined: Vec<u8> = pieces.iter().flat_map(|p| p.iter().copied()).collect();
+            assert_eq!(String::from_utf8(joined).unwrap(), whole);
+            assert!(whole.contains("c_deferred{i=\"4999\"} 4999\n") && !whole.contains("d_empty"));
+        }
+    }
+
+    #[test]
+    fn absorbing_renders_deferred_samples() {
+        let mut a = Family::deferred("x", "h", MetricType::Gauge, 2, Arc::new(Counting(2)));
+        let mut b = Family::gauge("x", "h");
+        b.add(&[("i", "9")], 9.0);
+        a.absorb(b);
+        a.absorb(Family::deferred("x", "h", MetricType::Gauge, 1, Arc::new(Counting(1))));
+        assert_eq!(a.sample_count(), 4);
+        assert_eq!(encode(&[a], Format::Text), "# HELP x h\n# TYPE x gauge\nx{i=\"0\"} 0\nx{i=\"1\"} 1\nx{i=\"9\"} 9\nx{i=\"0\"} 0\n");
     }
 }

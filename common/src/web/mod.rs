@@ -230,7 +230,11 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, web: Arc<WebState
         })
     };
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+    // A buffer limit of 64 KiB (hyper's default is about 400 KiB): a streamed body's pieces are
+    // written out and freed every 64 KiB, so they keep reusing the same heap memory instead of
+    // piling up (and being handed back to the kernel and faulted in again on every response).
+    // It also bounds request headers to 64 KiB.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).max_buf_size(64 * 1024);
     let builder = if loaded.http2 { builder } else { builder.http1_only() };
     let result = match &loaded.tls {
         Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {

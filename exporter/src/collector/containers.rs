@@ -147,6 +147,19 @@ struct Tracked {
     values: Values,
     io: Vec<DeviceIo>,
     inactive: Option<u64>,
+    /// The last `memory.failcnt` and OOM kill count read (see `Keep`).
+    failcnt: Option<f64>,
+    oom: Option<f64>,
+    /// v1: the `cpuacct.usage` at which `cpuacct.stat` was last read, and what it said.
+    cpu_stat_at: Option<f64>,
+    user_system: (Option<f64>, Option<f64>),
+}
+
+/// Counters that move only on rare events, taken from the last read instead of read again.
+#[derive(Clone, Copy, Default)]
+struct Keep {
+    /// No OOM kill anywhere since the last scrape (`OomWatch`): every container's OOM count.
+    oom: bool,
 }
 
 /// How long limits and the process whose network namespace is read are taken as known: they
@@ -164,9 +177,35 @@ struct State {
     tracked: Vec<Tracked>,
     devices: HashMap<(u32, u32), String>,
     netns: HashMap<String, NetNs>,
+    oom_watch: OomWatch,
+    rows: Arc<Rows>,
     /// Counts scrapes, so that a network namespace is read once per scrape.
     scrape: u64,
     buf: Vec<u8>,
+}
+
+/// Whether any OOM kill happened since the last scrape. The kernel counts every OOM kill, global
+/// or in a cgroup, in `/proc/vmstat`'s `oom_kill` in the same step as it counts it in the
+/// victim's cgroups; while that count stands still, no container's OOM count moves, and the
+/// containers' `memory.oom_control` need not be read (one read per scrape instead of one per
+/// container).
+#[derive(Default)]
+struct OomWatch {
+    last: Option<u64>,
+    /// The count moved at the last scrape: read everything once more, in case a kill was
+    /// counted in vmstat just before and in a cgroup just after that scrape's reads.
+    moved: bool,
+}
+
+impl OomWatch {
+    /// True when the containers' OOM counts can be kept from the last scrape.
+    fn quiet(&mut self, paths: &Paths) -> bool {
+        let now = super::read_small(&paths.proc("vmstat")).ok().and_then(|text| parse::keyed(&text, ["oom_kill"])[0]);
+        let quiet = now.is_some() && now == self.last && !self.moved;
+        self.moved = now != self.last;
+        self.last = now;
+        quiet
+    }
 }
 
 /// One network namespace's net/dev, read once per scrape however many containers share it (the
@@ -176,6 +215,8 @@ struct NetNs {
     read_in: u64,
     /// (interface, receive bytes, receive packets, transmit bytes, transmit packets).
     ifaces: Vec<(String, [u64; 4])>,
+    /// Where this scrape's rows hold the interfaces (copied once, shared by its containers).
+    in_rows: Range<usize>,
 }
 
 pub struct Containers {
@@ -237,9 +278,9 @@ impl Containers {
     fn identity<'a>(&self, found: &'a Found, meta: Option<&'a Meta>) -> (&'a str, &'a str) {
         match meta {
             Some(m) if !m.name.is_empty() => (&m.name, &m.image),
-            Some(m) => (short(&found.id), &m.image),
-            None if found.runtime == Runtime::Systemd => (&found.id, ""),
-            None => (short(&found.id), ""),
+            Some(m) => (short(found.id()), &m.image),
+            None if found.runtime == Runtime::Systemd => (found.id(), ""),
+            None => (short(found.id()), ""),
         }
     }
 }
@@ -270,16 +311,19 @@ impl Collector for Containers {
         }
         if let Some(layout) = state.layout.as_ref() {
             state.tracked = track(layout, std::mem::take(&mut state.tracked), found);
-            read_all(layout, &mut state.tracked, &mut state.buf);
+            let keep = Keep { oom: state.oom_watch.quiet(&self.paths) };
+            read_all(layout, &mut state.tracked, keep, &mut state.buf);
         }
         let meta = self.metadata.snapshot();
         state.scrape += 1;
         let now = (self.now)().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-        let mut rows = Rows { rows: Vec::with_capacity(state.tracked.len()), now, ..Rows::default() };
+        // The last scrape's rows, when its response is written (their memory is reused).
+        let mut rows = Arc::get_mut(&mut state.rows).map(std::mem::take).unwrap_or_default();
+        rows.clear(now);
         let mut unknown = false;
         for i in 0..state.tracked.len() {
             let f = &state.tracked[i].found;
-            unknown |= f.runtime != Runtime::Systemd && !meta.contains_key(&f.id);
+            unknown |= f.runtime != Runtime::Systemd && !meta.contains_key(f.id());
             self.add_row(state, i, &meta, &mut rows);
         }
         if unknown && socket_present {
@@ -287,7 +331,8 @@ impl Collector for Containers {
         }
         let scrape = state.scrape;
         state.netns.retain(|_, ns| ns.read_in == scrape);
-        out.extend(rows.families());
+        state.rows = Arc::new(rows);
+        out.extend(Rows::families(&state.rows));
         if self.socket.is_some() {
             let up = if self.metadata.up() { 1.0 } else { 0.0 };
             out.push(Family::single(
@@ -323,14 +368,14 @@ fn track(layout: &Layout, old: Vec<Tracked>, found: Vec<Found>) -> Vec<Tracked> 
 }
 
 /// Reads every container's files into its figures; drops the containers whose cgroup is gone.
-fn read_all(layout: &Layout, tracked: &mut Vec<Tracked>, buf: &mut Vec<u8>) {
+fn read_all(layout: &Layout, tracked: &mut Vec<Tracked>, keep: Keep, buf: &mut Vec<u8>) {
     for t in tracked.iter_mut() {
-        read_one(layout, t, buf);
+        read_one(layout, t, keep, buf);
         // Nothing readable through the open files: the cgroup was removed and made again (a
         // restart between two scrapes), or is gone. Open it again, once.
         if t.values.iter().all(Option::is_none) {
             if let Some(mut fresh) = open(layout, t.found.clone()) {
-                read_one(layout, &mut fresh, buf);
+                read_one(layout, &mut fresh, keep, buf);
                 *t = fresh;
             }
         }
@@ -339,25 +384,48 @@ fn read_all(layout: &Layout, tracked: &mut Vec<Tracked>, buf: &mut Vec<u8>) {
     tracked.retain(|t| t.values.iter().any(Option::is_some));
 }
 
-fn read_one(layout: &Layout, t: &mut Tracked, buf: &mut Vec<u8>) {
+fn read_one(layout: &Layout, t: &mut Tracked, keep: Keep, buf: &mut Vec<u8>) {
     let v2 = matches!(layout, Layout::V2 { .. });
-    refresh_spec(layout, t);
+    let refreshed = refresh_spec(layout, t);
     (t.values, t.inactive) = ([None; SCALARS.len()], None);
     t.io.clear();
+    // v1's memory.failcnt counts the charges that failed at this cgroup's own limit: without a
+    // limit it cannot move, so it is read with the limits (a limit set meanwhile is seen, and
+    // failcnt read again, within SPEC_REFRESH).
+    let keep_failcnt = !v2 && !refreshed && t.spec[0] == Some(0.0) && t.failcnt.is_some();
+    let keep_oom = !v2 && keep.oom && t.oom.is_some();
     for slot in if v2 { &V2_READ_ORDER[..] } else { &V1_READ_ORDER[..] } {
-        read_slot(t, *slot, v2, buf);
+        match slot {
+            Slot::MemFailcnt if keep_failcnt => t.values[ix::FAILCNT] = t.failcnt,
+            Slot::OomControl if keep_oom => t.values[ix::OOM] = t.oom,
+            // cpuacct.stat splits the cgroup's run time (the sum cpuacct.usage gives) into user
+            // and system: the kernel scales its tick counts so that they add up to that sum and
+            // never go back, so while the sum stands still it prints the same two numbers.
+            Slot::CpuacctStat if t.values[ix::CPU].is_some() && t.values[ix::CPU] == t.cpu_stat_at => {
+                (t.values[ix::USER], t.values[ix::SYSTEM]) = t.user_system;
+            }
+            Slot::CpuacctStat => {
+                read_slot(t, *slot, v2, buf);
+                (t.cpu_stat_at, t.user_system) = (t.values[ix::CPU], (t.values[ix::USER], t.values[ix::SYSTEM]));
+            }
+            _ => read_slot(t, *slot, v2, buf),
+        }
     }
+    (t.failcnt, t.oom) = (t.values[ix::FAILCNT], t.values[ix::OOM]);
 }
 
-/// Re-reads the limits every `SPEC_REFRESH` (and forgets the network namespace, looked up again).
-fn refresh_spec(layout: &Layout, t: &mut Tracked) {
-    if t.spec_read.is_none_or(|at| at.elapsed() >= SPEC_REFRESH) {
-        let path = &t.found.path;
-        let get = |slot| read_once(layout, path, slot);
-        t.spec = if matches!(layout, Layout::V2 { .. }) { spec_v2(get) } else { spec_v1(get) };
-        t.spec_read = Some(Instant::now());
-        t.net = None;
+/// Re-reads the limits every `SPEC_REFRESH` (and forgets the network namespace, looked up
+/// again); true when it did.
+fn refresh_spec(layout: &Layout, t: &mut Tracked) -> bool {
+    if t.spec_read.is_some_and(|at| at.elapsed() < SPEC_REFRESH) {
+        return false;
     }
+    let path = &t.found.path;
+    let get = |slot| read_once(layout, path, slot);
+    t.spec = if matches!(layout, Layout::V2 { .. }) { spec_v2(get) } else { spec_v1(get) };
+    t.spec_read = Some(Instant::now());
+    t.net = None;
+    true
 }
 
 /// What is derived once every file is read: the working set, the CFS families only with a
@@ -448,7 +516,7 @@ impl Containers {
     fn add_row(&self, state: &mut State, i: usize, meta: &MetaMap, rows: &mut Rows) {
         let Some(layout) = state.layout.as_ref() else { return };
         let t = &mut state.tracked[i];
-        let m = meta.get(&t.found.id).map(|m| m.as_ref());
+        let m = meta.get(t.found.id()).map(|m| m.as_ref());
         let (name, image) = self.identity(&t.found, m);
         let start = rows.labels.len();
         let labels = &mut rows.labels;
@@ -468,19 +536,34 @@ impl Containers {
             let device = state.devices.get(&(io.major, io.minor)).map_or("", |d| d.as_str());
             rows.io.push((device.to_string(), io.read, io.write));
         }
-        let net_start = rows.net.len();
+        let mut net = 0..0;
         if let Some(ns) = self.netns_of(t, layout, &mut state.netns) {
             match read_netns(&mut state.netns, ns, state.scrape, &mut state.buf) {
-                Some(ns) => rows.net.extend(ns.ifaces.iter().cloned()),
+                Some(ns) => {
+                    if ns.in_rows.is_empty() {
+                        let first = rows.net.len();
+                        rows.net.extend(ns.ifaces.iter().cloned());
+                        ns.in_rows = first..rows.net.len();
+                    }
+                    net = ns.in_rows.clone();
+                }
                 None => t.net = None,
+            }
+        }
+        let mut values = [0.0; SCALARS.len()];
+        let mut present = 0u32;
+        for (i, v) in t.values.iter().enumerate() {
+            if let Some(v) = v {
+                (values[i], present) = (*v, present | 1 << i);
             }
         }
         rows.rows.push(Row {
             labels: start..rows.labels.len(),
-            values: t.values,
+            values,
+            present,
             start_time: t.start_time,
             io: io_start..rows.io.len(),
-            net: net_start..rows.net.len(),
+            net,
         });
     }
 
@@ -496,7 +579,7 @@ impl Containers {
                     let file = File::open(self.paths.proc(&format!("{pid}/net/dev"))).ok();
                     match file {
                         Some(file) => {
-                            netns.insert(ns.clone(), NetNs { file, read_in: 0, ifaces: Vec::new() });
+                            netns.insert(ns.clone(), NetNs { file, read_in: 0, ifaces: Vec::new(), in_rows: 0..0 });
                         }
                         None => t.net = Some(None),
                     }
@@ -531,7 +614,7 @@ fn render_label(out: &mut String, start: usize, name: &str, value: &str) {
 
 /// The namespace's interfaces, read and parsed on its first use in scrape `scrape`; `None` (and
 /// the namespace forgotten) when its net/dev cannot be read (the process that opened it is gone).
-fn read_netns<'a>(netns: &'a mut HashMap<String, NetNs>, key: &str, scrape: u64, buf: &mut Vec<u8>) -> Option<&'a NetNs> {
+fn read_netns<'a>(netns: &'a mut HashMap<String, NetNs>, key: &str, scrape: u64, buf: &mut Vec<u8>) -> Option<&'a mut NetNs> {
     let ns = netns.get_mut(key)?;
     if ns.read_in != scrape {
         let Some(text) = read(Some(&ns.file), buf) else {
@@ -541,8 +624,9 @@ fn read_netns<'a>(netns: &'a mut HashMap<String, NetNs>, key: &str, scrape: u64,
         ns.ifaces.clear();
         parse::net_dev(text, |iface, rb, rp, tb, tp| ns.ifaces.push((iface.to_string(), [rb, rp, tb, tp])));
         ns.read_in = scrape;
+        ns.in_rows = 0..0;
     }
-    netns.get(key)
+    netns.get_mut(key)
 }
 
 /// One scrape's figures of every container, from which the families are rendered while the
@@ -561,10 +645,18 @@ struct Rows {
 
 struct Row {
     labels: Range<usize>,
-    values: Values,
+    /// The figures, `values[i]` when bit `i` of `present` is set (half the size of options).
+    values: [f64; SCALARS.len()],
+    present: u32,
     start_time: f64,
     io: Range<usize>,
     net: Range<usize>,
+}
+
+impl Row {
+    fn value(&self, i: usize) -> Option<f64> {
+        (self.present & 1 << i != 0).then_some(self.values[i])
+    }
 }
 
 /// Which family of `Rows` a deferred family renders.
@@ -602,16 +694,23 @@ impl Rows {
     /// The samples `part` has for one container.
     fn count(&self, row: &Row, part: Part) -> usize {
         match part {
-            Part::Scalar(i) => usize::from(row.values[i].is_some()),
+            Part::Scalar(i) => usize::from(row.value(i).is_some()),
             Part::FsReads | Part::FsWrites => row.io.len(),
             Part::Start | Part::LastSeen => 1,
             Part::Net(_) => row.net.len(),
         }
     }
 
+    fn clear(&mut self, now: f64) {
+        self.rows.clear();
+        self.labels.clear();
+        self.io.clear();
+        self.net.clear();
+        self.now = now;
+    }
+
     /// Every family with at least one sample, deferred.
-    fn families(self) -> Vec<Family> {
-        let rows = Arc::new(self);
+    fn families(rows: &Arc<Rows>) -> Vec<Family> {
         let kind = |counter| if counter { MetricType::Counter } else { MetricType::Gauge };
         let scalars = SCALARS.iter().enumerate().map(|(i, (name, help, counter))| (Part::Scalar(i), *name, *help, *counter));
         let others = OTHER_FAMILIES.into_iter();
@@ -630,7 +729,7 @@ impl Rows {
         let labels = &self.labels[row.labels.clone()];
         match part {
             Part::Scalar(i) => {
-                if let Some(v) = row.values[i] {
+                if let Some(v) = row.value(i) {
                     push_rendered_sample(out, name, labels, (i == ix::CPU).then_some(("cpu", "total")), v);
                 }
             }
@@ -678,7 +777,21 @@ fn open(layout: &Layout, found: Found) -> Option<Tracked> {
     }
     let start_time = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs_f64()).unwrap_or(0.0);
     let values = [None; SCALARS.len()];
-    Some(Tracked { found, files, start_time, net: None, spec: [None; 4], spec_read: None, values, io: Vec::new(), inactive: None })
+    Some(Tracked {
+        found,
+        files,
+        start_time,
+        net: None,
+        spec: [None; 4],
+        spec_read: None,
+        values,
+        io: Vec::new(),
+        inactive: None,
+        failcnt: None,
+        oom: None,
+        cpu_stat_at: None,
+        user_system: (None, None),
+    })
 }
 
 /// Files read only every `SPEC_REFRESH`: opened, read and closed then, rather than kept open

@@ -84,12 +84,19 @@ pub enum Runtime {
 }
 
 /// A container cgroup: its path relative to the hierarchy root (`/docker/<id>`, the `id` label),
-/// the runtime, and the container id (the unit name for a systemd service).
+/// the runtime, and where in the path the container id is (the unit name for a systemd service).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
     pub path: String,
     pub runtime: Runtime,
-    pub id: String,
+    id: std::ops::Range<usize>,
+}
+
+impl Found {
+    /// The container id (the unit name for a systemd service).
+    pub fn id(&self) -> &str {
+        &self.path[self.id.clone()]
+    }
 }
 
 fn is_container_id(s: &str) -> bool {
@@ -100,7 +107,11 @@ fn is_container_id(s: &str) -> bool {
 pub fn classify(path: &str, systemd_services: bool) -> Option<Found> {
     let (parent, leaf) = path.rsplit_once('/')?;
     let kube = path.split('/').any(|c| c.starts_with("kubepods"));
-    let found = |runtime, id: &str| Some(Found { path: path.to_string(), runtime, id: id.to_string() });
+    // `id` is a part of `path`: its offset in it.
+    let found = |runtime, id: &str| {
+        let start = id.as_ptr() as usize - path.as_ptr() as usize;
+        Some(Found { path: path.to_string(), runtime, id: start..start + id.len() })
+    };
     let scoped =
         |prefix: &str| leaf.strip_prefix(prefix).map(|rest| rest.strip_suffix(".scope").unwrap_or(rest)).filter(|id| is_container_id(id));
     if let Some(id) = scoped("docker-") {
@@ -168,7 +179,7 @@ mod tests {
 
     fn runtime(path: &str) -> Option<Runtime> {
         classify(path, false).map(|f| {
-            assert_eq!(f.id, ID, "{path}");
+            assert_eq!(f.id(), ID, "{path}");
             f.runtime
         })
     }
@@ -207,7 +218,7 @@ mod tests {
     fn systemd_services_only_when_asked() {
         assert_eq!(classify("/system.slice/nginx.service", false), None);
         let f = classify("/system.slice/nginx.service", true).unwrap();
-        assert_eq!((f.runtime, f.id.as_str()), (Runtime::Systemd, "nginx.service"));
+        assert_eq!((f.runtime, f.id()), (Runtime::Systemd, "nginx.service"));
         assert_eq!(classify("/system.slice/a.slice/b.service", true), None);
     }
 
