@@ -155,6 +155,10 @@ pub struct ContainersConfig {
     pub metadata_timeout: PromDuration,
     #[serde(default = "ContainersConfig::default_max_containers")]
     pub max_containers: usize,
+    /// How often a container's limits (and the process whose network namespace is read) are
+    /// read again after it was first seen.
+    #[serde(default = "ContainersConfig::default_limits_refresh")]
+    pub limits_refresh: PromDuration,
     #[serde(default)]
     pub systemd_services: bool,
     #[serde(default)]
@@ -175,6 +179,9 @@ impl ContainersConfig {
     fn default_max_containers() -> usize {
         1000
     }
+    fn default_limits_refresh() -> PromDuration {
+        PromDuration(std::time::Duration::from_secs(300))
+    }
 }
 
 impl Default for ContainersConfig {
@@ -184,6 +191,7 @@ impl Default for ContainersConfig {
             metadata_interval: Self::default_metadata_interval(),
             metadata_timeout: Self::default_metadata_timeout(),
             max_containers: Self::default_max_containers(),
+            limits_refresh: Self::default_limits_refresh(),
             systemd_services: false,
             labels: Vec::new(),
         }

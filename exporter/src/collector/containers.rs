@@ -155,17 +155,16 @@ struct Tracked {
     user_system: (Option<f64>, Option<f64>),
 }
 
-/// Counters that move only on rare events, taken from the last read instead of read again.
-#[derive(Clone, Copy, Default)]
-struct Keep {
-    /// No OOM kill anywhere since the last scrape (`OomWatch`): every container's OOM count.
-    oom: bool,
+/// How this scrape reads the containers' files.
+#[derive(Clone, Copy)]
+struct Plan {
+    /// No OOM kill anywhere since the last scrape (`OomWatch`): every container's OOM count
+    /// is taken from the last read.
+    keep_oom: bool,
+    /// `containers.limits_refresh`.
+    limits_refresh: Duration,
 }
 
-/// How long limits and the process whose network namespace is read are taken as known: they
-/// rarely change (`docker update`), and re-reading five files per container every scrape would
-/// cost a third of the collector's time.
-const SPEC_REFRESH: Duration = Duration::from_secs(30);
 const SPEC_SLOTS: [usize; 4] = [ix::LIMIT, ix::QUOTA, ix::PERIOD, ix::SHARES];
 
 /// What a scrape keeps for the next: the layout, open files, device names, network namespaces,
@@ -178,6 +177,8 @@ struct State {
     devices: HashMap<(u32, u32), String>,
     netns: HashMap<String, NetNs>,
     oom_watch: OomWatch,
+    /// PID 1's network namespace, read once per scrape when a container's is looked up.
+    host_netns: Option<Option<PathBuf>>,
     rows: Arc<Rows>,
     /// Counts scrapes, so that a network namespace is read once per scrape.
     scrape: u64,
@@ -223,6 +224,7 @@ pub struct Containers {
     cgroup_root: PathBuf,
     paths: Paths,
     max_containers: usize,
+    limits_refresh: Duration,
     systemd_services: bool,
     /// `container_label_<key>` names for the allow-listed label keys, in the same order.
     label_names: Vec<(String, String)>,
@@ -264,6 +266,7 @@ impl Containers {
             cgroup_root,
             paths: ctx.paths.clone(),
             max_containers: cfg.max_containers,
+            limits_refresh: cfg.limits_refresh.0,
             systemd_services: cfg.systemd_services,
             label_names: cfg.labels.iter().map(|k| (k.clone(), label_name(k))).collect(),
             socket,
@@ -311,11 +314,12 @@ impl Collector for Containers {
         }
         if let Some(layout) = state.layout.as_ref() {
             state.tracked = track(layout, std::mem::take(&mut state.tracked), found);
-            let keep = Keep { oom: state.oom_watch.quiet(&self.paths) };
-            read_all(layout, &mut state.tracked, keep, &mut state.buf);
+            let plan = Plan { keep_oom: state.oom_watch.quiet(&self.paths), limits_refresh: self.limits_refresh };
+            read_all(layout, &mut state.tracked, plan, &mut state.buf);
         }
         let meta = self.metadata.snapshot();
         state.scrape += 1;
+        state.host_netns = None;
         let now = (self.now)().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
         // The last scrape's rows, when its response is written (their memory is reused).
         let mut rows = Arc::get_mut(&mut state.rows).map(std::mem::take).unwrap_or_default();
@@ -368,56 +372,87 @@ fn track(layout: &Layout, old: Vec<Tracked>, found: Vec<Found>) -> Vec<Tracked> 
 }
 
 /// Reads every container's files into its figures; drops the containers whose cgroup is gone.
-fn read_all(layout: &Layout, tracked: &mut Vec<Tracked>, keep: Keep, buf: &mut Vec<u8>) {
-    for t in tracked.iter_mut() {
-        read_one(layout, t, keep, buf);
+fn read_all(layout: &Layout, tracked: &mut Vec<Tracked>, plan: Plan, buf: &mut Vec<u8>) {
+    tracked.retain_mut(|t| {
         // Nothing readable through the open files: the cgroup was removed and made again (a
         // restart between two scrapes), or is gone. Open it again, once.
-        if t.values.iter().all(Option::is_none) {
-            if let Some(mut fresh) = open(layout, t.found.clone()) {
-                read_one(layout, &mut fresh, keep, buf);
-                *t = fresh;
+        if !read_one(layout, t, plan, buf) {
+            let Some(mut fresh) = open(layout, t.found.clone()) else { return false };
+            if !read_one(layout, &mut fresh, plan, buf) {
+                return false;
             }
+            *t = fresh;
         }
         finish_values(t);
-    }
-    tracked.retain(|t| t.values.iter().any(Option::is_some));
+        true
+    });
 }
 
-fn read_one(layout: &Layout, t: &mut Tracked, keep: Keep, buf: &mut Vec<u8>) {
+/// Which of a container's rarely moving counters this scrape takes from the last one.
+#[derive(Clone, Copy)]
+struct Kept {
+    failcnt: bool,
+    oom: bool,
+}
+
+/// Prepares a container for this scrape's reads: limits refreshed when due, figures cleared.
+fn begin(layout: &Layout, t: &mut Tracked, plan: Plan) -> Kept {
     let v2 = matches!(layout, Layout::V2 { .. });
-    let refreshed = refresh_spec(layout, t);
+    let refreshed = refresh_spec(layout, t, plan.limits_refresh);
     (t.values, t.inactive) = ([None; SCALARS.len()], None);
     t.io.clear();
     // v1's memory.failcnt counts the charges that failed at this cgroup's own limit: without a
     // limit it cannot move, so it is read with the limits (a limit set meanwhile is seen, and
-    // failcnt read again, within SPEC_REFRESH).
-    let keep_failcnt = !v2 && !refreshed && t.spec[0] == Some(0.0) && t.failcnt.is_some();
-    let keep_oom = !v2 && keep.oom && t.oom.is_some();
-    for slot in if v2 { &V2_READ_ORDER[..] } else { &V1_READ_ORDER[..] } {
-        match slot {
-            Slot::MemFailcnt if keep_failcnt => t.values[ix::FAILCNT] = t.failcnt,
-            Slot::OomControl if keep_oom => t.values[ix::OOM] = t.oom,
-            // cpuacct.stat splits the cgroup's run time (the sum cpuacct.usage gives) into user
-            // and system: the kernel scales its tick counts so that they add up to that sum and
-            // never go back, so while the sum stands still it prints the same two numbers.
-            Slot::CpuacctStat if t.values[ix::CPU].is_some() && t.values[ix::CPU] == t.cpu_stat_at => {
-                (t.values[ix::USER], t.values[ix::SYSTEM]) = t.user_system;
-            }
-            Slot::CpuacctStat => {
-                read_slot(t, *slot, v2, buf);
-                (t.cpu_stat_at, t.user_system) = (t.values[ix::CPU], (t.values[ix::USER], t.values[ix::SYSTEM]));
-            }
-            _ => read_slot(t, *slot, v2, buf),
-        }
-    }
-    (t.failcnt, t.oom) = (t.values[ix::FAILCNT], t.values[ix::OOM]);
+    // failcnt read again, within `containers.limits_refresh`).
+    Kept { failcnt: !v2 && !refreshed && t.spec[0] == Some(0.0) && t.failcnt.is_some(), oom: !v2 && plan.keep_oom && t.oom.is_some() }
 }
 
-/// Re-reads the limits every `SPEC_REFRESH` (and forgets the network namespace, looked up
-/// again); true when it did.
-fn refresh_spec(layout: &Layout, t: &mut Tracked) -> bool {
-    if t.spec_read.is_some_and(|at| at.elapsed() < SPEC_REFRESH) {
+/// Reads all of one container's files; false when none of them could be read.
+fn read_one(layout: &Layout, t: &mut Tracked, plan: Plan, buf: &mut Vec<u8>) -> bool {
+    let v2 = matches!(layout, Layout::V2 { .. });
+    let kept = begin(layout, t, plan);
+    let mut readable = false;
+    for slot in if v2 { &V2_READ_ORDER[..] } else { &V1_READ_ORDER[..] } {
+        readable |= read_kept(t, *slot, kept, v2, buf);
+    }
+    (t.failcnt, t.oom) = (t.values[ix::FAILCNT], t.values[ix::OOM]);
+    readable
+}
+
+/// Reads one of a container's files, or takes its figures from the last read when they cannot
+/// have moved; true when it read the file.
+fn read_kept(t: &mut Tracked, slot: Slot, kept: Kept, v2: bool, buf: &mut Vec<u8>) -> bool {
+    match slot {
+        Slot::MemFailcnt if kept.failcnt => {
+            t.values[ix::FAILCNT] = t.failcnt;
+            false
+        }
+        Slot::OomControl if kept.oom => {
+            t.values[ix::OOM] = t.oom;
+            false
+        }
+        // cpuacct.stat splits the cgroup's run time (the sum cpuacct.usage gives) into user
+        // and system: the kernel scales its tick counts so that they add up to that sum and
+        // never go back, so while the sum stands still it prints the same two numbers.
+        Slot::CpuacctStat if t.values[ix::CPU].is_some() && t.values[ix::CPU] == t.cpu_stat_at => {
+            (t.values[ix::USER], t.values[ix::SYSTEM]) = t.user_system;
+            false
+        }
+        Slot::CpuacctStat => {
+            let read = read_slot(t, slot, v2, buf);
+            (t.cpu_stat_at, t.user_system) = (t.values[ix::CPU], (t.values[ix::USER], t.values[ix::SYSTEM]));
+            read
+        }
+        _ => read_slot(t, slot, v2, buf),
+    }
+}
+
+/// Re-reads the limits every `refresh` (`containers.limits_refresh`: they change only with
+/// `docker update`, and re-reading five files per container every scrape would cost more than
+/// everything else the collector does) and forgets the network namespace, looked up again;
+/// true when it did.
+fn refresh_spec(layout: &Layout, t: &mut Tracked, refresh: Duration) -> bool {
+    if t.spec_read.is_some_and(|at| at.elapsed() < refresh) {
         return false;
     }
     let path = &t.found.path;
@@ -460,14 +495,15 @@ const V1_READ_ORDER: [Slot; 10] = [
     Slot::Io,
 ];
 
-/// Reads one of a container's files into its figures (`v2`: the file is a cgroup v2 one).
-fn read_slot(t: &mut Tracked, slot: Slot, v2: bool, buf: &mut Vec<u8>) {
+/// Reads one of a container's files into its figures (`v2`: the file is a cgroup v2 one); true
+/// when it read the file.
+fn read_slot(t: &mut Tracked, slot: Slot, v2: bool, buf: &mut Vec<u8>) -> bool {
     let v = &mut t.values;
     // v1: cpu.stat only with a quota (the CFS families need one), memsw only without total_swap.
     if !v2 && ((slot == Slot::CpuStat && t.spec[1].is_none()) || (slot == Slot::MemSwap && v[ix::SWAP].is_some())) {
-        return;
+        return false;
     }
-    let Some(text) = read(t.files[slot as usize].as_ref(), buf) else { return };
+    let Some(text) = read(t.files[slot as usize].as_ref(), buf) else { return false };
     let num = |x: Option<u64>| x.map(|x| x as f64);
     let secs = |x: Option<u64>, per_sec: f64| x.map(|x| x as f64 / per_sec);
     match slot {
@@ -509,6 +545,7 @@ fn read_slot(t: &mut Tracked, slot: Slot, v2: bool, buf: &mut Vec<u8>) {
         Slot::Io => parse::blkio_service_bytes(text, &mut t.io),
         Slot::CpuMax | Slot::CfsQuota | Slot::CfsPeriod | Slot::Shares | Slot::MemLimit | Slot::Procs => {}
     }
+    true
 }
 
 impl Containers {
@@ -537,7 +574,7 @@ impl Containers {
             rows.io.push((device.to_string(), io.read, io.write));
         }
         let mut net = 0..0;
-        if let Some(ns) = self.netns_of(t, layout, &mut state.netns) {
+        if let Some(ns) = self.netns_of(t, layout, &mut state.netns, &mut state.host_netns) {
             match read_netns(&mut state.netns, ns, state.scrape, &mut state.buf) {
                 Some(ns) => {
                     if ns.in_rows.is_empty() {
@@ -568,12 +605,18 @@ impl Containers {
     }
 
     /// The network namespace a container's net/dev is read from: that of its first process
-    /// when it has its own (not the host's). Looked up again with the limits, every
-    /// `SPEC_REFRESH`; opens the namespace's net/dev when no other container did.
-    fn netns_of<'t>(&self, t: &'t mut Tracked, layout: &Layout, netns: &mut HashMap<String, NetNs>) -> Option<&'t str> {
+    /// when it has its own (not the host's). Looked up again with the limits; opens the namespace's net/dev when no other container did.
+    fn netns_of<'t>(
+        &self,
+        t: &'t mut Tracked,
+        layout: &Layout,
+        netns: &mut HashMap<String, NetNs>,
+        host: &mut Option<Option<PathBuf>>,
+    ) -> Option<&'t str> {
         if t.net.is_none() {
             let pid = read_once(layout, &t.found.path, Slot::Procs).as_deref().and_then(parse::first_pid)?;
-            t.net = Some(self.own_netns(pid));
+            let host = host.get_or_insert_with(|| std::fs::read_link(self.paths.proc("1/ns/net")).ok());
+            t.net = Some(self.own_netns(pid, host.as_ref()));
             if let Some(Some(ns)) = &t.net {
                 if !netns.contains_key(ns) {
                     let file = File::open(self.paths.proc(&format!("{pid}/net/dev"))).ok();
@@ -591,10 +634,9 @@ impl Containers {
 
     /// The process's network namespace (`net:[inode]`), `None` when it is the host's (PID 1's)
     /// or cannot be read.
-    fn own_netns(&self, pid: u32) -> Option<String> {
+    fn own_netns(&self, pid: u32, host: Option<&PathBuf>) -> Option<String> {
         let ns = std::fs::read_link(self.paths.proc(&format!("{pid}/ns/net"))).ok()?;
-        let host = std::fs::read_link(self.paths.proc("1/ns/net")).ok();
-        if host.as_ref() == Some(&ns) {
+        if host == Some(&ns) {
             return None;
         }
         ns.into_os_string().into_string().ok()
@@ -794,7 +836,7 @@ fn open(layout: &Layout, found: Found) -> Option<Tracked> {
     })
 }
 
-/// Files read only every `SPEC_REFRESH`: opened, read and closed then, rather than kept open
+/// Files read only every `containers.limits_refresh`: opened, read and closed then, rather than kept open
 /// (each open cgroup file holds a page of kernel memory for its read buffer).
 const ON_DEMAND: [Slot; 6] = [Slot::CpuMax, Slot::CfsQuota, Slot::CfsPeriod, Slot::Shares, Slot::MemLimit, Slot::Procs];
 

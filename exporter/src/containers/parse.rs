@@ -4,13 +4,17 @@
 
 /// The values of `keys` in a flat keyed file (`key value` per line: cpu.stat, memory.stat,
 /// memory.events, cpuacct.stat, memory.oom_control). A key that is missing or not a number is
-/// `None`.
+/// `None`. Works on bytes (memory.stat has 40 to 70 lines, read for every container): a line is
+/// compared with a key only when the key's length is followed by the space.
 pub fn keyed<const N: usize>(text: &str, keys: [&str; N]) -> [Option<u64>; N] {
     let mut out = [None; N];
-    for line in text.lines() {
-        let Some((k, v)) = line.split_once(' ') else { continue };
-        if let Some(i) = keys.iter().position(|key| *key == k) {
-            out[i] = v.trim().parse().ok();
+    let mut seen = [false; N];
+    for line in text.as_bytes().split(|b| *b == b'\n') {
+        let Some(i) = keys.iter().position(|k| line.get(k.len()) == Some(&b' ') && line.starts_with(k.as_bytes())) else { continue };
+        out[i] = std::str::from_utf8(&line[keys[i].len() + 1..]).ok().and_then(|v| v.trim().parse().ok());
+        seen[i] = true;
+        if seen.iter().all(|s| *s) {
+            break;
         }
     }
     out
