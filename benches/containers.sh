@@ -14,9 +14,11 @@
 # Environment:
 #   CONTAINERS=500       cgroups to create
 #   SCRAPES=200          measured scrapes per phase (after 20 warm-up scrapes)
-#   NETNS=shared         shared: the sleepers share the script's network namespace (the collector
-#                        reads its net/dev once per scrape); own: each sleeper gets a network
-#                        namespace of its own (`unshare --net`), so each container's net/dev is read
+#   NETNS=host           host: the sleepers stay in the script's (the host's) network namespace, as
+#                        `--network host` containers (no network series); own: each sleeper gets a
+#                        network namespace of its own (`unshare --net`) with a dummy eth0 in it, as
+#                        a container with its own network (its net/dev read every scrape, four
+#                        network series)
 #   BUSY=0               1: each container's process wakes every 20 ms (a shell loop that never
 #                        forks) and the scrapes are paced 100 ms apart, so every container's CPU
 #                        time moves between two scrapes (the collector then reads cpuacct.stat
@@ -36,7 +38,7 @@ cd "$ROOT"
 
 CONTAINERS=${CONTAINERS:-500}
 SCRAPES=${SCRAPES:-200}
-NETNS=${NETNS:-shared}
+NETNS=${NETNS:-host}
 BUSY=${BUSY:-0}
 LIMIT=${LIMIT:-0}
 WARMUP=20
@@ -45,10 +47,10 @@ CG=/sys/fs/cgroup
 [[ $EUID -eq 0 ]] || die "run as root (cgroups are created under $CG)"
 [[ $CONTAINERS =~ ^[1-9][0-9]*$ ]] || die "CONTAINERS must be a positive integer"
 [[ $SCRAPES =~ ^[1-9][0-9]*$ ]] || die "SCRAPES must be a positive integer"
-[[ $NETNS == shared || $NETNS == own ]] || die "NETNS must be shared or own"
+[[ $NETNS == host || $NETNS == own ]] || die "NETNS must be host or own"
 [[ $BUSY == 0 || $BUSY == 1 ]] || die "BUSY must be 0 or 1"
 [[ $LIMIT == 0 || $LIMIT == 1 ]] || die "LIMIT must be 0 or 1"
-[[ $NETNS == shared ]] || command -v unshare >/dev/null || die "NETNS=own needs unshare (util-linux)"
+[[ $NETNS == host ]] || { command -v unshare >/dev/null && command -v ip >/dev/null; } || die "NETNS=own needs unshare (util-linux) and ip (iproute2)"
 command -v python3 >/dev/null || die "python3 is required"
 
 if [[ -n ${FLEETWATCH_BIN:-} ]]; then
@@ -103,7 +105,12 @@ make_containers() {
         else
             set -- sleep 3600
         fi
-        if [[ $NETNS == own ]]; then unshare --net "$@" & else "$@" & fi
+        if [[ $NETNS == own ]]; then
+            # shellcheck disable=SC2016
+            unshare --net sh -c 'ip link add eth0 type dummy && ip link set eth0 up; exec "$@"' sh "$@" &
+        else
+            "$@" &
+        fi
         SLEEPERS+=($!)
         for base in "${BASES[@]}"; do
             mkdir "$base/docker/$id"
@@ -153,22 +160,66 @@ print(sum(1 for l in body.splitlines() if l.startswith(b"container_last_seen{"))
 PY
 }
 
-# Prints: containers-seen cpu-ticks-over-SCRAPES rss-kB
+# The floor: a C loop doing nothing but the reads the collector does every scrape, one pread per
+# file, over the same containers' files. Their kernel cost varies with the machine's load by up
+# to half within minutes, so the floor is measured in turns with the exporter's scrapes.
+floor_files() {
+    local i id c
+    for ((i = 0; i < CONTAINERS; i++)); do
+        id=$(printf 'fbe%061x' "$i")
+        if [[ $LAYOUT == v2 ]]; then
+            for f in cpu.stat memory.current memory.stat memory.events memory.swap.current pids.current io.stat; do
+                [[ -e $CG/docker/$id/$f ]] && echo "$CG/docker/$id/$f"
+            done
+        else
+            c=$CG/cpuacct/docker/$id
+            echo "$c/cpuacct.usage"
+            [[ $BUSY == 1 ]] && echo "$c/cpuacct.stat"
+            echo "$CG/memory/docker/$id/memory.usage_in_bytes"
+            echo "$CG/memory/docker/$id/memory.stat"
+            [[ $LIMIT == 1 ]] && echo "$CG/memory/docker/$id/memory.failcnt"
+            echo "$CG/pids/docker/$id/pids.current"
+            echo "$CG/blkio/docker/$id/blkio.throttle.io_service_bytes"
+        fi
+    done
+}
+FLOOR_BIN=
+if command -v cc >/dev/null && cc -O2 -o "$WORK/cgroup_reads" "$ROOT/benches/cgroup_reads.c"; then
+    FLOOR_BIN=$WORK/cgroup_reads
+else
+    warn_loud "no C compiler: the floor of the reads is not measured"
+fi
+
+
+# Prints: containers-seen cpu-ticks-over-SCRAPES rss-kB floor-µs-per-round (-1: not measured).
+# With $1 = floor, the scrapes are taken in 5 turns, each followed by 10 rounds of the floor.
 phase() {
-    local seen t0 t1
+    local seen t0 t1 ticks=0 floor=0 turn per=$((SCRAPES / 5))
     scrape "$WARMUP" >/dev/null
-    t0=$(cpu_ticks "$EXPORTER_PID")
-    seen=$(scrape "$SCRAPES")
-    t1=$(cpu_ticks "$EXPORTER_PID")
-    echo "$seen $((t1 - t0)) $(status_kb "$EXPORTER_PID" VmRSS)"
+    if [[ ${1:-} != floor || -z $FLOOR_BIN ]]; then
+        t0=$(cpu_ticks "$EXPORTER_PID")
+        seen=$(scrape "$SCRAPES")
+        t1=$(cpu_ticks "$EXPORTER_PID")
+        echo "$seen $((t1 - t0)) $(status_kb "$EXPORTER_PID" VmRSS) -1"
+        return
+    fi
+    for ((turn = 0; turn < 5; turn++)); do
+        t0=$(cpu_ticks "$EXPORTER_PID")
+        seen=$(scrape "$per")
+        t1=$(cpu_ticks "$EXPORTER_PID")
+        ticks=$((ticks + t1 - t0))
+        floor=$(python3 -c "print($floor + $("$FLOOR_BIN" 10 < "$WORK/floor.txt"))")
+    done
+    echo "$seen $((ticks * SCRAPES / (per * 5))) $(status_kb "$EXPORTER_PID" VmRSS) $(python3 -c "print($floor / 5)")"
 }
 
 slab_kb() { awk '$1 == "SUnreclaim:" { print $2 }' /proc/meminfo; }
-read -r seen0 ticks0 rss0 < <(phase)
+read -r seen0 ticks0 rss0 _ < <(phase)
 hwm0=$(status_kb "$EXPORTER_PID" VmHWM)
 make_containers
 slab0=$(slab_kb)
-read -r seen1 ticks1 rss1 < <(phase)
+floor_files > "$WORK/floor.txt"
+read -r seen1 ticks1 rss1 FLOOR < <(phase floor)
 slab1=$(slab_kb)
 hwm=$(status_kb "$EXPORTER_PID" VmHWM)
 [[ $seen1 -eq $CONTAINERS ]] || die "the exporter saw $seen1 containers, expected $CONTAINERS"
@@ -176,11 +227,13 @@ hwm=$(status_kb "$EXPORTER_PID" VmHWM)
 # network namespace) at every scrape instead of every 5 minutes.
 stop_pid "$EXPORTER_PID"
 start_exporter 0s
-read -r _ ticks2 _ < <(phase)
+read -r _ ticks2 _ _ < <(phase)
 
-python3 - "$LAYOUT" "$NETNS $([[ $BUSY == 1 ]] && echo ", busy (every container's CPU time moves between scrapes)") $([[ $LIMIT == 1 ]] && echo ", memory limit on every container")" "$CONTAINERS" "$SCRAPES" "$CLK_TCK" "$seen0" "$ticks0" "$rss0" "$hwm0" "$ticks1" "$rss1" "$hwm" "$slab0" "$slab1" "$ticks2" <<'PY'
+python3 - "$LAYOUT" "$NETNS $([[ $BUSY == 1 ]] && echo ", busy (every container's CPU time moves between scrapes)") $([[ $LIMIT == 1 ]] && echo ", memory limit on every container")" "$CONTAINERS" "$SCRAPES" "$CLK_TCK" "$seen0" "$ticks0" "$rss0" "$hwm0" "$ticks1" "$rss1" "$hwm" "$slab0" "$slab1" "$ticks2" "$FLOOR" <<'PY'
 import sys
-layout, netns, n, scrapes, hz, seen0, t0, rss0, hwm0, t1, rss1, hwm, slab0, slab1, t2 = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
+layout, netns = sys.argv[1], sys.argv[2]
+n, scrapes, hz, seen0, t0, rss0, hwm0, t1, rss1, hwm, slab0, slab1, t2 = map(int, sys.argv[3:16])
+floor = float(sys.argv[16])
 per0 = t0 / hz / scrapes * 1e6
 per1 = t1 / hz / scrapes * 1e6
 per_container = (per1 - per0) / n
@@ -194,6 +247,8 @@ refresh = ((t2 - t1) / hz / scrapes * 1e6) / n
 print(f"CPU per container per scrape: {per_container:.1f} µs (target < 20 µs)")
 print(f"reading the limits again (every 5 min by default) costs {refresh:.1f} µs per container; at a 15 s")
 print(f"scrape interval that is {refresh / 20:.1f} µs per scrape, so {per_container + refresh / 20:.1f} µs per container per scrape in all")
+if floor >= 0:
+    print(f"the reads alone (benches/cgroup_reads.c: one pread per file of the same files, in turns with the scrapes): {floor / n:.1f} µs per container")
 print(f"RSS growth per container: {growth:.0f} bytes (target < 2048); peak RSS growth: {(hwm - hwm0) * 1024 / n:.0f} bytes")
 print(f"kernel memory (SUnreclaim, whole host) while the exporter's files are open: {(slab1 - slab0) * 1024 / n:.0f} bytes per container")
 PY

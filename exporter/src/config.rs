@@ -155,8 +155,7 @@ pub struct ContainersConfig {
     pub metadata_timeout: PromDuration,
     #[serde(default = "ContainersConfig::default_max_containers")]
     pub max_containers: usize,
-    /// How often a container's limits (and the process whose network namespace is read) are
-    /// read again after it was first seen.
+    /// How often a container's limits are read again after it was first seen.
     #[serde(default = "ContainersConfig::default_limits_refresh")]
     pub limits_refresh: PromDuration,
     #[serde(default)]

@@ -43,6 +43,9 @@ fn real_cgroup_cpu_and_memory_rise() {
     let cpu0 = value(&before, "container_cpu_usage_seconds_total", &needle).expect("empty container listed");
     let mem0 = value(&before, "container_memory_usage_bytes", &needle).expect("memory listed");
     assert!(before.contains("fleetwatch_containers_metadata_up 0"), "{before}");
+    // The process is in the host's network namespace (like `--network host`): no network series,
+    // also where PID 1's namespace cannot be inspected (the exporter's own is the host's then).
+    assert!(!before.lines().any(|l| l.starts_with("container_network_") && l.contains(&needle)), "{before}");
     fc.start_burner();
     let (cpu1, mem1) = eventually(Duration::from_secs(20), "CPU and memory to rise", || {
         let t = scrape(port);

@@ -138,7 +138,8 @@ struct Tracked {
     files: [Option<File>; SLOTS],
     start_time: f64,
     /// The network namespace whose net/dev is reported (`None` inside: the host's, or none
-    /// readable); `None`: not looked up yet.
+    /// readable); `None`: not looked up yet. A container keeps its network namespace for its
+    /// life, so it is looked up once (again only when its net/dev can no longer be read).
     net: Option<Option<String>>,
     /// Limits (memory limit, CPU quota, period, shares) and when they were last read.
     spec: [Option<f64>; 4],
@@ -177,7 +178,7 @@ struct State {
     devices: HashMap<(u32, u32), String>,
     netns: HashMap<String, NetNs>,
     oom_watch: OomWatch,
-    /// PID 1's network namespace, read once per scrape when a container's is looked up.
+    /// The host's network namespace, read once per scrape when a container's is looked up.
     host_netns: Option<Option<PathBuf>>,
     rows: Arc<Rows>,
     /// Counts scrapes, so that a network namespace is read once per scrape.
@@ -448,9 +449,8 @@ fn read_kept(t: &mut Tracked, slot: Slot, kept: Kept, v2: bool, buf: &mut Vec<u8
 }
 
 /// Re-reads the limits every `refresh` (`containers.limits_refresh`: they change only with
-/// `docker update`, and re-reading five files per container every scrape would cost more than
-/// everything else the collector does) and forgets the network namespace, looked up again;
-/// true when it did.
+/// `docker update`, and re-reading four files per container every scrape would cost more than
+/// everything else the collector does); true when it did.
 fn refresh_spec(layout: &Layout, t: &mut Tracked, refresh: Duration) -> bool {
     if t.spec_read.is_some_and(|at| at.elapsed() < refresh) {
         return false;
@@ -459,7 +459,6 @@ fn refresh_spec(layout: &Layout, t: &mut Tracked, refresh: Duration) -> bool {
     let get = |slot| read_once(layout, path, slot);
     t.spec = if matches!(layout, Layout::V2 { .. }) { spec_v2(get) } else { spec_v1(get) };
     t.spec_read = Some(Instant::now());
-    t.net = None;
     true
 }
 
@@ -605,7 +604,7 @@ impl Containers {
     }
 
     /// The network namespace a container's net/dev is read from: that of its first process
-    /// when it has its own (not the host's). Looked up again with the limits; opens the namespace's net/dev when no other container did.
+    /// when it has its own (not the host's). Opens the namespace's net/dev when no other container did.
     fn netns_of<'t>(
         &self,
         t: &'t mut Tracked,
@@ -615,7 +614,7 @@ impl Containers {
     ) -> Option<&'t str> {
         if t.net.is_none() {
             let pid = read_once(layout, &t.found.path, Slot::Procs).as_deref().and_then(parse::first_pid)?;
-            let host = host.get_or_insert_with(|| std::fs::read_link(self.paths.proc("1/ns/net")).ok());
+            let host = host.get_or_insert_with(|| self.host_netns());
             t.net = Some(self.own_netns(pid, host.as_ref()));
             if let Some(Some(ns)) = &t.net {
                 if !netns.contains_key(ns) {
@@ -632,8 +631,14 @@ impl Containers {
         t.net.as_ref()?.as_deref()
     }
 
-    /// The process's network namespace (`net:[inode]`), `None` when it is the host's (PID 1's)
-    /// or cannot be read.
+    /// The host's network namespace: PID 1's, or where PID 1 cannot be inspected (a sandbox
+    /// that hides it), the exporter's own (it runs in the host's, as node_exporter does).
+    fn host_netns(&self) -> Option<PathBuf> {
+        std::fs::read_link(self.paths.proc("1/ns/net")).or_else(|_| std::fs::read_link(self.paths.proc("self/ns/net"))).ok()
+    }
+
+    /// The process's network namespace (`net:[inode]`), `None` when it is the host's or cannot
+    /// be read.
     fn own_netns(&self, pid: u32, host: Option<&PathBuf>) -> Option<String> {
         let ns = std::fs::read_link(self.paths.proc(&format!("{pid}/ns/net"))).ok()?;
         if host == Some(&ns) {
