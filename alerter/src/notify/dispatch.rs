@@ -1204,38 +1204,3 @@ inhibit_rules: []
         assert!(e.contains("nobody"), "{e}");
     }
 }
-
-#[cfg(test)]
-mod storm {
-    use super::*;
-
-    #[test]
-    #[ignore]
-    fn storm_step_cost() {
-        let cfg: NotifyConfig = serde_yaml_ng::from_str(
-            "route: {receiver: a, group_by: [alertname, instance], routes: [{matchers: ['severity=\"critical\"'], receiver: b, continue: true}, {matchers: ['alertname=~\"A.*\"'], receiver: c}]}",
-        )
-        .unwrap();
-        let kinds: BTreeMap<String, Vec<&'static str>> = ["a", "b", "c"].iter().map(|n| (n.to_string(), vec!["webhook"])).collect();
-        let mut d = Dispatcher::new(&cfg, &kinds, "").unwrap();
-        let alerts: Vec<AlertSnapshot> = (0..10_000)
-            .map(|i| AlertSnapshot {
-                labels: KV::from([
-                    ("alertname".to_string(), format!("A{}", i % 10)),
-                    ("instance".to_string(), format!("host-{}:9100", i / 10)),
-                    ("severity".to_string(), if i % 2 == 0 { "critical" } else { "warning" }.to_string()),
-                ]),
-                annotations: KV::from([("summary".to_string(), "x".repeat(40))]),
-                starts_at_ms: 0,
-                ends_at_ms: None,
-                generator_url: String::new(),
-            })
-            .collect();
-        let t = std::time::Instant::now();
-        let n: usize = (0..10).map(|s| d.step(s * 10_000, &alerts, &[]).notifications.len()).sum();
-        eprintln!("first 10 steps: {:?}, {n} notifications, {} groups", t.elapsed(), d.groups.len());
-        let t = std::time::Instant::now();
-        let n: usize = (10..20).map(|s| d.step(s * 10_000, &alerts, &[]).notifications.len()).sum();
-        eprintln!("next 10 steps: {:?}, {n} notifications", t.elapsed());
-    }
-}
