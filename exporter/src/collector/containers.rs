@@ -3,7 +3,9 @@
 //! (`id` = cgroup path, `name`, `image`). Names and images come from the metadata cache
 //! (`crate::containers::metadata`), which a background task fills; a scrape never waits for it.
 //! Each container's files stay open across scrapes and are re-read with `pread` into one reused
-//! buffer, so a container costs a handful of syscalls and no per-file allocation.
+//! buffer, so a container costs a handful of syscalls and no per-file allocation; counters that
+//! move only on rare events are read only when they can have moved. A scrape's figures are kept
+//! as rows, and its families are rendered from them while the response is written.
 
 use super::{CollectError, Collector, Context};
 use crate::containers::cgroup::{discover, Found, Layout, Runtime};
