@@ -37,16 +37,33 @@ pub fn require(tool: &str, test: &str) -> bool {
 
 /// A port nothing listens on, never the same twice in one test binary (tests run in parallel,
 /// and the kernel may hand a just-released port to the next caller).
+///
+/// The port lies below the kernel's ephemeral range, so no outgoing connection can take it
+/// between this call and the server's bind: not another test's client, and not `wait_port`
+/// itself, whose connect from an ephemeral port equal to the target would otherwise be a TCP
+/// self-connect that succeeds and keeps the server from binding.
 pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut given = GIVEN.lock().unwrap();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
+    static NEXT: std::sync::Mutex<Option<u16>> = std::sync::Mutex::new(None);
+    let (low, high) = below_ephemeral_range();
+    let mut next = NEXT.lock().unwrap();
+    let mut port = next.unwrap_or_else(|| low + (std::process::id() % u32::from(high - low)) as u16);
+    for _ in low..high {
+        let candidate = port;
+        port = if port + 1 >= high { low } else { port + 1 };
+        if TcpListener::bind(("127.0.0.1", candidate)).is_ok() {
+            *next = Some(port);
+            return candidate;
         }
     }
+    panic!("no free port in {low}..{high}");
+}
+
+/// The ports from 10000 up to where the kernel's ephemeral (outgoing) range begins.
+fn below_ephemeral_range() -> (u16, u16) {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let start = text.split_whitespace().next().and_then(|s| s.parse::<u16>().ok()).unwrap_or(32768);
+    assert!(start > 11000, "the ephemeral port range starts at {start}: too low to keep test servers out of it");
+    (10000, start)
 }
 
 /// A child process killed (by PID) when dropped.
