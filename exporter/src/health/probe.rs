@@ -65,9 +65,13 @@ pub struct IpPreference {
 }
 
 /// A rustls client config built once per module, and the name to verify when one is forced.
+/// A module with the default TLS settings verifies against the system's CA roots, which are
+/// loaded on its first handshake and then shared: the exporter does not parse the CA bundle
+/// (nor keep it in memory) unless an HTTPS or TLS probe actually runs.
 #[derive(Debug, Clone)]
 pub struct TlsSetup {
-    config: Arc<rustls::ClientConfig>,
+    /// `None` for the default settings (see `system_roots`).
+    config: Option<Arc<rustls::ClientConfig>>,
     server_name: Option<String>,
     verified: bool,
 }
@@ -75,22 +79,33 @@ pub struct TlsSetup {
 impl TlsSetup {
     pub fn new(c: &TlsClientConfig) -> Result<TlsSetup, String> {
         c.check()?;
-        // The default (system roots) is built once: loading the system's CAs per check is slow.
-        static DEFAULT: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
-        let config = match DEFAULT.get() {
-            Some(config) if *c == TlsClientConfig::default() => config.clone(),
-            _ => {
-                let mut config = tls_config(&c.settings()).map_err(|e| e.to_string())?;
-                config.alpn_protocols = vec![b"http/1.1".to_vec()];
-                let config = Arc::new(config);
-                if *c == TlsClientConfig::default() {
-                    let _ = DEFAULT.set(config.clone());
-                }
-                config
-            }
-        };
+        let config = if *c == TlsClientConfig::default() { None } else { Some(Arc::new(client_config(c)?)) };
         Ok(TlsSetup { config, server_name: c.server_name.clone(), verified: !c.insecure_skip_verify })
     }
+
+    fn config(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        match &self.config {
+            Some(config) => Ok(config.clone()),
+            None => system_roots(),
+        }
+    }
+}
+
+fn client_config(c: &TlsClientConfig) -> Result<rustls::ClientConfig, String> {
+    let mut config = tls_config(&c.settings()).map_err(|e| e.to_string())?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The default settings' config, built once (loading the system's CAs per check is slow); a
+/// failure is not kept, so a CA bundle installed later is picked up by the next probe.
+fn system_roots() -> Result<Arc<rustls::ClientConfig>, String> {
+    static DEFAULT: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    if let Some(config) = DEFAULT.get() {
+        return Ok(config.clone());
+    }
+    let config = Arc::new(client_config(&TlsClientConfig::default())?);
+    Ok(DEFAULT.get_or_init(|| config).clone())
 }
 
 /// Why a probe failed: a fixed set, used as the `reason` label.
@@ -251,7 +266,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 async fn handshake(setup: &TlsSetup, host: &str, tcp: TcpStream, result: &mut ProbeResult) -> Result<Box<dyn Io>, Failure> {
     let name = setup.server_name.as_deref().unwrap_or(host);
     let server_name = ServerName::try_from(name.to_string()).map_err(|_| fail(Reason::Tls, format!("invalid server name {name:?}")))?;
-    let connector = tokio_rustls::TlsConnector::from(setup.config.clone());
+    let config = setup.config().map_err(|e| fail(Reason::Tls, e))?;
+    let connector = tokio_rustls::TlsConnector::from(config);
     let stream = connector.connect(server_name, tcp).await.map_err(|e| fail(Reason::Tls, format!("TLS handshake: {}", error_chain(&e))))?;
     let conn = stream.get_ref().1;
     let chain = conn.peer_certificates().unwrap_or(&[]);
@@ -499,6 +515,14 @@ pub fn join_location(base: &Uri, location: &str) -> Option<Uri> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn system_roots_wait_for_the_first_handshake() {
+        let setup = TlsSetup::new(&TlsClientConfig::default()).unwrap();
+        assert!(setup.config.is_none(), "the default settings must not load the system's CA bundle when the config loads");
+        let insecure = TlsClientConfig { insecure_skip_verify: true, ..TlsClientConfig::default() };
+        assert!(TlsSetup::new(&insecure).unwrap().config.is_some(), "other settings are built (and checked) when the config loads");
+    }
 
     #[test]
     fn redirect_locations() {
